@@ -1,0 +1,3 @@
+"""incidencias: an email-driven ticketing daemon for small online shops."""
+
+__version__ = "0.1.0"

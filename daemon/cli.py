@@ -1,0 +1,146 @@
+"""The `incidencias` command line (see CONTRACT.md): exit 0 ok, 2 usage or config error, 1 failure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon import __version__, db, logs
+from daemon.config import ConfigError, Settings, default_config_path, load_settings
+
+log = logging.getLogger("incidencias")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incidencias", description=__doc__)
+    parser.add_argument("-c", "--config", type=Path, default=None,
+                        help="config file (default: $INCIDENCIAS_CONFIG, else ./config.toml)")
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument("--version", action="version", version=f"incidencias {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--once", action="store_true",
+                     help="one full cycle (fetch, process, deliver), then exit")
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check-config", help="validate the config and the templates")
+    check.add_argument("--connect", action="store_true", help="also log in to IMAP and SMTP")
+    check.set_defaults(handler=cmd_check_config)
+
+    database = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION")
+    database.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
+    database.add_parser("current", help="show the schema revision").set_defaults(
+        handler=cmd_db_current)
+
+    tickets = commands.add_parser("tickets", help="look at tickets").add_subparsers(
+        dest="tickets_command", required=True, metavar="ACTION")
+    listing = tickets.add_parser("list", help="tickets, newest first")
+    listing.add_argument("--status", choices=["open", "waiting", "closed"])
+    listing.add_argument("--limit", type=int, default=None)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_tickets_list)
+    show = tickets.add_parser("show", help="one ticket with its messages")
+    show.add_argument("number", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_tickets_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+    try:
+        settings = load_settings(args.config or default_config_path())
+    except ConfigError as exc:
+        print(f"incidencias: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        return handler(settings, args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        log.error("%s: %s", type(exc).__name__, exc, exc_info=args.log_level == "debug")
+        return EXIT_FAILURE
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon import service
+
+    if args.once:
+        return asyncio.run(service.run_once(settings))
+    return asyncio.run(service.run_forever(settings))
+
+
+def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.rendering import Renderer
+
+    problems = Renderer(settings.config.templates.directory).check()
+    for problem in problems:
+        print(f"incidencias: template error: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    if args.connect:
+        from daemon.connectivity import check_connections
+
+        failures = check_connections(settings)
+        for failure in failures:
+            print(f"incidencias: {failure}", file=sys.stderr)
+        if failures:
+            return EXIT_FAILURE
+    print(f"{settings.path}: configuration and templates are valid")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    engine = db.make_engine(settings.config.database.url)
+    db.upgrade(engine)
+    print(f"database at revision {db.current_revision(engine)}")
+    return EXIT_OK
+
+
+def cmd_db_current(settings: Settings, _args: argparse.Namespace) -> int:
+    engine = db.make_engine(settings.config.database.url)
+    current, head = db.current_revision(engine), db.head_revision(engine)
+    print(f"current: {current or '(empty)'}  head: {head}")
+    return EXIT_OK if current == head else EXIT_FAILURE
+
+
+def _open(settings: Settings) -> sessionmaker[Session]:
+    from daemon.service import prepare_database
+
+    return db.session_factory(prepare_database(settings))
+
+
+def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.views import list_tickets, ticket_table
+
+    with _open(settings)() as session:
+        found = list_tickets(session, args.status, args.limit)
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else ticket_table(found))
+    return EXIT_OK
+
+
+def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.views import show_ticket, ticket_detail
+
+    with _open(settings)() as session:
+        found = show_ticket(session, args.number)
+    if found is None:
+        print(f"incidencias: no ticket #{args.number}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else ticket_detail(found))
+    return EXIT_OK

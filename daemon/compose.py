@@ -1,0 +1,97 @@
+"""Build the outgoing emails: headers that keep the customer's thread, and a text + HTML body."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+
+from daemon.outlook import new_thread_index, reply_thread_index
+from daemon.parsing import clean_header_text
+from daemon.rendering import Rendered
+from daemon.subjects import subject_key, tagged, ticket_tag
+
+_MAX_REFERENCES = 20
+
+
+@dataclass(frozen=True)
+class Thread:
+    """What an outgoing message needs to continue a conversation in the recipient's client."""
+
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    thread_index: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A composed email, ready for the outbox: its bytes never change after this point."""
+
+    kind: str
+    message_id: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+
+def new_message_id(domain: str, ticket: int, kind: str) -> str:
+    """A globally unique id that also tells a reader which ticket it belongs to."""
+    return f"incidencias.{ticket}.{kind}.{secrets.token_hex(10)}@{domain}"
+
+
+def compose(
+    *,
+    kind: str,
+    ticket: int,
+    shop_name: str,
+    shop_address: str,
+    to: Sequence[tuple[str, str]],
+    rendered: Rendered,
+    language: str,
+    thread: Thread,
+    automatic: str | None,
+    now: datetime,
+) -> Outgoing:
+    """One email from the shop's address; `automatic` is the RFC 3834 Auto-Submitted value, or None."""
+    domain = shop_address.rpartition("@")[2]
+    message_id = new_message_id(domain, ticket, kind)
+    subject = clean_header_text(rendered.subject)
+    if ticket_tag(subject) != ticket:
+        subject = tagged(subject, ticket)
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = formataddr((clean_header_text(shop_name), shop_address))
+    msg["To"] = ", ".join(formataddr((clean_header_text(name), email)) for name, email in to)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now.astimezone())
+    msg["Message-ID"] = f"<{message_id}>"
+    references = [*thread.references, *([thread.in_reply_to] if thread.in_reply_to else [])]
+    if thread.in_reply_to:
+        msg["In-Reply-To"] = f"<{thread.in_reply_to}>"
+    if references:
+        unique = list(dict.fromkeys(references))[-_MAX_REFERENCES:]
+        msg["References"] = " ".join(f"<{mid}>" for mid in unique)
+    msg["Thread-Topic"] = subject_key(subject) or subject
+    seed = f"{shop_address}#{ticket}"
+    msg["Thread-Index"] = (
+        reply_thread_index(thread.thread_index, seed, now)
+        if thread.thread_index or thread.in_reply_to
+        else new_thread_index(seed, now)
+    )
+    if automatic:
+        msg["Auto-Submitted"] = automatic
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Incidencias-Ticket"] = str(ticket)
+    msg["Content-Language"] = language
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    return Outgoing(
+        kind=kind,
+        message_id=message_id,
+        mail_from=shop_address,
+        recipients=tuple(email for _, email in to),
+        raw=msg.as_bytes(),
+    )

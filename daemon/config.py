@@ -1,0 +1,279 @@
+"""Load and validate config.toml; every error names the key and what is wrong.
+
+Validation is pydantic's; this module adds the pieces config.toml needs on top: durations
+written as "90s"/"15m"/"4h"/"3d", secrets read from files (relative to systemd's
+$CREDENTIALS_DIRECTORY when set), and error messages in `[section] key: problem` form.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """Turn "90s", "15m", "4h" or "3d" (or a number of seconds) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    raise ValueError(f'expected a duration such as "90s", "15m", "4h" or "3d", got {value!r}')
+
+
+def _email(value: object) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+        raise ValueError(f"expected an email address, got {value!r}")
+    return value.strip().lower()
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Email = Annotated[str, BeforeValidator(_email)]
+Security = Literal["tls", "starttls", "none"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ShopConfig(_Section):
+    name: str = Field(min_length=1)
+    address: Email
+    languages: list[str] = Field(default_factory=lambda: ["es"], min_length=1)
+    default_language: str = "es"
+    timezone: str = "Europe/Madrid"
+    phone: str | None = None
+    web: str | None = None
+    signature: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        return [_language_code(code) for code in value]
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_code(cls, value: str) -> str:
+        return _language_code(value)
+
+
+def _language_code(code: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{2}", code):
+        raise ValueError(f"expected a two-letter language code such as 'es', got {code!r}")
+    return code.lower()
+
+
+class _Server(_Section):
+    host: str = Field(min_length=1)
+    security: Security = "tls"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    allow_insecure: bool = False
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> _Server:
+        if self.security == "none" and not self.allow_insecure and not _is_loopback(self.host):
+            raise ValueError(
+                f'security = "none" sends the password in clear; refused for non-loopback host '
+                f"{self.host!r} (set allow_insecure = true to override)"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ImapConfig(_Server):
+    port: int = Field(default=993, ge=1, le=65535)
+    username: str = Field(min_length=1)
+    folder: str = "INBOX"
+    processed_folder: str = "Procesados"
+    quarantine_folder: str = "Cuarentena"
+    idle: bool = True
+    poll_every: Duration = timedelta(seconds=60)
+    fetch_batch: int = Field(default=50, ge=1, le=1000)
+
+
+class SmtpConfig(_Server):
+    port: int = Field(default=465, ge=1, le=65535)
+    max_attempts_per_run: int = Field(default=3, ge=1)
+    retry_max: Duration = timedelta(hours=1)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///incidencias.db"
+
+
+class AgentsConfig(_Section):
+    addresses: list[Email] = Field(default_factory=list)
+    language: str = "es"
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        return _language_code(value)
+
+
+class UpdatesConfig(_Section):
+    every: Duration = timedelta(days=3)
+
+    @field_validator("every")
+    @classmethod
+    def _under_a_week(cls, value: timedelta) -> timedelta:
+        if value >= timedelta(days=7):
+            raise ValueError("must be shorter than 7 days: a customer without news for a week "
+                             "thinks the case is forgotten")
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
+
+
+class ClosingConfig(_Section):
+    discount_percent: int = Field(default=10, ge=0, le=100)
+    discount_provider: Literal["generated", "pool"] = "generated"
+
+
+class TemplatesConfig(_Section):
+    directory: Path | None = None
+
+
+class Config(_Section):
+    """The whole validated configuration; secrets are resolved into `*_password` fields."""
+
+    shop: ShopConfig
+    imap: ImapConfig
+    smtp: SmtpConfig
+    database: DatabaseConfig = DatabaseConfig()
+    agents: AgentsConfig = AgentsConfig()
+    updates: UpdatesConfig = UpdatesConfig()
+    closing: ClosingConfig = ClosingConfig()
+    templates: TemplatesConfig = TemplatesConfig()
+
+    @model_validator(mode="after")
+    def _default_language_is_offered(self) -> Config:
+        if self.shop.default_language not in self.shop.languages:
+            raise ValueError(
+                f"[shop] default_language {self.shop.default_language!r} is not in "
+                f"[shop] languages {self.shop.languages}"
+            )
+        return self
+
+
+class Secrets(BaseModel):
+    """Passwords read at start; SecretStr keeps them out of reprs and logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    imap_password: SecretStr | None
+    smtp_password: SecretStr | None
+    agent_secret: SecretStr | None
+
+
+class Settings(BaseModel):
+    """What the daemon runs with: the validated config, its secrets, and where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: Config
+    secrets: Secrets
+    path: Path
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("INCIDENCIAS_CONFIG", "config.toml"))
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, validate and resolve secrets; raise ConfigError naming the key on any problem."""
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in exc.errors())) from None
+    base = path.parent
+    secrets = Secrets(
+        imap_password=_secret("imap", config.imap.password, config.imap.password_file, base),
+        smtp_password=_secret("smtp", config.smtp.password, config.smtp.password_file, base),
+        agent_secret=_secret("agents", config.agents.secret, config.agents.secret_file, base,
+                             key="secret"),
+    )
+    return Settings(config=config, secrets=secrets, path=path)
+
+
+def _describe(error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (misspelt?)"
+    if not loc:
+        return message
+    section, *rest = loc
+    where = f"[{section}]" + (" " + ".".join(rest) if rest else "")
+    return f"{where}: {message}"
+
+
+def _secret(section: str, inline: SecretStr | None, file: Path | None, base: Path,
+            key: str = "password") -> SecretStr | None:
+    if inline is not None and file is not None:
+        raise ConfigError(f"[{section}] {key} and {key}_file: give one, not both")
+    if file is None:
+        return inline
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    candidate = file if file.is_absolute() else Path(credentials or base) / file
+    try:
+        return SecretStr(candidate.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(f"[{section}] {key}_file: cannot read {candidate}: {exc.strerror}") from None

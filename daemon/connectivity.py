@@ -1,0 +1,30 @@
+"""`check-config --connect`: log in to IMAP and SMTP once and say what failed, in words."""
+
+from __future__ import annotations
+
+import asyncio
+
+from daemon.config import Settings
+from daemon.imap_inbox import ImapInbox
+from daemon.outbox import probe
+
+
+def check_connections(settings: Settings) -> list[str]:
+    failures = []
+    password = settings.secrets.imap_password
+    inbox = ImapInbox(settings.config.imap, password.get_secret_value() if password else None)
+    try:
+        inbox.connect()
+    except Exception as exc:
+        failures.append(f"IMAP {settings.config.imap.host}:{settings.config.imap.port}: "
+                        f"{type(exc).__name__}: {exc}")
+    finally:
+        inbox.close()
+    smtp_password = settings.secrets.smtp_password
+    try:
+        asyncio.run(probe(settings.config.smtp,
+                          smtp_password.get_secret_value() if smtp_password else None))
+    except Exception as exc:
+        failures.append(f"SMTP {settings.config.smtp.host}:{settings.config.smtp.port}: "
+                        f"{type(exc).__name__}: {exc}")
+    return failures

@@ -1,0 +1,151 @@
+"""Work through the incoming folder: fetch in batches, ingest each message, then move it.
+
+The mailbox is told a message was handled (moved) only after its raw bytes and effects are
+committed. A restart after a crash finds handled-but-not-moved messages by UIDVALIDITY/UID or by
+their bytes, and only moves them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.config import ImapConfig
+from daemon.imap_inbox import ImapInbox
+from daemon.ingest import Ingestor, Source
+from daemon.models import MailboxState, RawMessage, RawOutcome, utcnow
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ERRORS = (IMAPClientError, OSError, ConnectionError, TimeoutError)
+# Worth retrying rather than dying: the server or the database is briefly unreachable.
+TRANSIENT_ERRORS = (*CONNECTION_ERRORS, OperationalError)
+_MAX_BACKOFF = 60.0
+
+
+@dataclass
+class CycleReport:
+    handled: int = 0
+    new_tickets: int = 0
+    quarantined: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Intake:
+    def __init__(self, config: ImapConfig, inbox: ImapInbox, ingestor: Ingestor,
+                 sessions: sessionmaker[Session], stop: threading.Event,
+                 on_committed: Callable[[], object] = lambda: None) -> None:
+        self.config = config
+        self.inbox = inbox
+        self.ingestor = ingestor
+        self.sessions = sessions
+        self.stop = stop
+        self.on_committed = on_committed
+
+    def cycle(self) -> CycleReport:
+        """Handle every message waiting now; stops between messages when asked to."""
+        report = CycleReport()
+        self._remember_uidvalidity()
+        uids = self.inbox.waiting_uids()
+        batch_size = self.config.fetch_batch
+        for start in range(0, len(uids), batch_size):
+            if self.stop.is_set():
+                break
+            self._handle_batch(uids[start:start + batch_size], report)
+        return report
+
+    def _handle_batch(self, uids: list[int], report: CycleReport) -> None:
+        known = self._known_outcomes(uids)
+        fetched = self.inbox.fetch(u for u in uids if u not in known)
+        moves: dict[str, list[int]] = {}
+        for uid in uids:
+            if self.stop.is_set():
+                break
+            if uid in known:
+                outcome = known[uid]
+            elif uid in fetched:
+                result = self.ingestor.ingest(
+                    fetched[uid], Source(self.config.folder, self.inbox.uidvalidity, uid))
+                outcome = result.outcome
+                report.handled += 1
+                report.new_tickets += result.new_ticket
+                report.quarantined += outcome == RawOutcome.QUARANTINED
+                report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+                self.on_committed()
+            else:
+                continue
+            moves.setdefault(self._folder_for(outcome), []).append(uid)
+        for folder, folder_uids in moves.items():
+            self.inbox.move(folder_uids, folder)
+        if moves:
+            self._advance_last_uid(max(u for us in moves.values() for u in us))
+
+    def _folder_for(self, outcome: str) -> str:
+        if outcome == RawOutcome.QUARANTINED:
+            return self.config.quarantine_folder
+        return self.config.processed_folder
+
+    def _known_outcomes(self, uids: list[int]) -> dict[int, str]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(RawMessage.uid, RawMessage.outcome).where(
+                    RawMessage.folder == self.config.folder,
+                    RawMessage.uidvalidity == self.inbox.uidvalidity,
+                    RawMessage.uid.in_(uids),
+                )
+            ).all()
+        return {int(uid): outcome for uid, outcome in rows if uid is not None}
+
+    def _remember_uidvalidity(self) -> None:
+        with self.sessions.begin() as session:
+            state = session.get(MailboxState, self.config.folder)
+            if state is None:
+                session.add(MailboxState(folder=self.config.folder,
+                                         uidvalidity=self.inbox.uidvalidity, last_uid=0))
+            elif state.uidvalidity != self.inbox.uidvalidity:
+                log.warning("UIDVALIDITY of %s changed (%d → %d): every waiting message is checked "
+                            "again by content", self.config.folder, state.uidvalidity,
+                            self.inbox.uidvalidity)
+                state.uidvalidity, state.last_uid = self.inbox.uidvalidity, 0
+
+    def _advance_last_uid(self, uid: int) -> None:
+        with self.sessions.begin() as session:
+            state = session.get_one(MailboxState, self.config.folder)
+            if uid > state.last_uid:
+                state.last_uid, state.updated_at = uid, utcnow()
+
+    def run_forever(self) -> None:
+        """Connect, handle mail, wait for more; reconnect with capped backoff after any failure."""
+        failures = 0
+        poll = self.config.poll_every.total_seconds()
+        while not self.stop.is_set():
+            try:
+                self.inbox.connect()
+                if failures:
+                    log.info("IMAP %s reconnected after %d failed attempt(s)", self.config.host,
+                             failures)
+                else:
+                    log.info("IMAP %s connected, watching %s (%s)", self.config.host,
+                             self.config.folder, "IDLE" if self.inbox.supports_idle and
+                             self.config.idle else f"polling every {poll:g}s")
+                failures = 0
+                while not self.stop.is_set():
+                    self.cycle()
+                    if not self.stop.is_set():
+                        self.inbox.wait_for_mail(self.stop, poll)
+            except TRANSIENT_ERRORS as exc:
+                failures += 1
+                delay = min(_MAX_BACKOFF, 2.0 ** min(failures - 1, 10))
+                if failures == 1:
+                    log.warning("IMAP %s or database unavailable (%s: %s); retrying with backoff up to %gs",
+                                self.config.host, type(exc).__name__, exc, _MAX_BACKOFF)
+                self.stop.wait(delay)
+            finally:
+                self.inbox.close()

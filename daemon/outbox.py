@@ -1,0 +1,165 @@
+"""Deliver the outbox over SMTP: each row's bytes as they were committed, retried with backoff.
+
+A row is marked sent right after the server accepts it. A crash between acceptance and that
+commit resends the identical message (same Message-ID, which clients deduplicate) — never a
+second, different one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import aiosmtplib
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.config import SmtpConfig
+from daemon.models import OutboxItem, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+_FIRST_RETRY = timedelta(seconds=30)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def retry_delay(attempts: int, cap: timedelta) -> timedelta:
+    """Exponential backoff from 30 s, capped, so an SMTP outage of hours costs few connections."""
+    delay: timedelta = _FIRST_RETRY * (2 ** max(0, min(attempts - 1, 20)))
+    return min(cap, delay)
+
+
+def is_permanent(exc: Exception) -> bool:
+    """A 5xx answer means retrying the same message cannot help."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return all(500 <= r.code < 600 for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
+
+
+class OutboxSender:
+    def __init__(self, config: SmtpConfig, password: str | None, sessions: sessionmaker[Session],
+                 clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.password = password
+        self.sessions = sessions
+        self.clock = clock
+
+    def _due(self, limit: int, ignore_schedule: bool) -> list[OutboxItem]:
+        with self.sessions() as session:
+            query = select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
+            if not ignore_schedule:
+                query = query.where(OutboxItem.next_attempt_at <= self.clock())
+            return list(session.scalars(query.order_by(OutboxItem.id).limit(limit)))
+
+    def _mark(self, item_id: int, status: str, error: str | None = None) -> None:
+        with self.sessions.begin() as session:
+            item = session.get_one(OutboxItem, item_id)
+            now = self.clock()
+            if status == OutboxStatus.SENT:
+                item.status, item.sent_at, item.last_error = status, now, None
+                item.attempts += 1
+                return
+            item.attempts += 1
+            item.last_error = (error or "")[:2000]
+            if status == OutboxStatus.FAILED:
+                item.status = status
+            else:
+                item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
+
+    def pending_count(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(
+                select(func.count()).select_from(OutboxItem)
+                .where(OutboxItem.status == OutboxStatus.PENDING)
+            ) or 0
+
+    async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False) -> DeliveryReport:
+        """Send what is due over one connection; stops at the first connection-level failure."""
+        report = DeliveryReport()
+        items = await asyncio.to_thread(self._due, limit, ignore_schedule)
+        if not items:
+            return report
+        try:
+            client = await open_smtp(self.config, self.password)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._defer_all(items, exc, report)
+            return report
+        try:
+            for index, item in enumerate(items):
+                try:
+                    errors, _ = await client.sendmail(item.mail_from, item.recipients.split("\n"),
+                                                      item.raw)
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
+                        aiosmtplib.SMTPTimeoutError, OSError) as exc:
+                    await self._defer_all(items[index:], exc, report)
+                    return report
+                except aiosmtplib.SMTPException as exc:
+                    await self._failed_once(item, exc, report)
+                    continue
+                await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT)
+                report.sent += 1
+                if errors:
+                    log.warning("ticket=%s some recipients refused %s: %s", item.ticket_id,
+                                item.message_id, errors)
+                log.info("ticket=%s sent %s %s", item.ticket_id, item.kind, item.message_id)
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        return report
+
+    async def _failed_once(self, item: OutboxItem, exc: Exception, report: DeliveryReport) -> None:
+        permanent = is_permanent(exc)
+        status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
+        await asyncio.to_thread(self._mark, item.id, status, str(exc))
+        if permanent:
+            report.failed += 1
+            log.error("ticket=%s %s refused permanently: %s", item.ticket_id, item.message_id, exc)
+        else:
+            report.deferred += 1
+            log.warning("ticket=%s %s deferred: %s", item.ticket_id, item.message_id, exc)
+        report.errors.append(str(exc))
+
+    async def _defer_all(self, items: list[OutboxItem], exc: Exception,
+                         report: DeliveryReport) -> None:
+        log.warning("SMTP %s:%d unavailable, %d message(s) wait in the outbox: %s",
+                    self.config.host, self.config.port, len(items), exc)
+        for item in items:
+            await asyncio.to_thread(self._mark, item.id, OutboxStatus.PENDING, str(exc))
+        report.deferred += len(items)
+        report.errors.append(str(exc))
+
+
+
+async def open_smtp(config: SmtpConfig, password: str | None) -> aiosmtplib.SMTP:
+    """A connected, logged-in SMTP client; certificates are verified unless security is "none"."""
+    client = aiosmtplib.SMTP(
+        hostname=config.host,
+        port=config.port,
+        use_tls=config.security == "tls",
+        start_tls=config.security == "starttls",
+        tls_context=ssl.create_default_context() if config.security != "none" else None,
+        timeout=config.timeout.total_seconds(),
+    )
+    await client.connect()
+    if config.username and password is not None:
+        await client.login(config.username, password)
+    return client
+
+
+async def probe(config: SmtpConfig, password: str | None) -> None:
+    """Connect and log in once, for `check-config --connect`."""
+    client = await open_smtp(config, password)
+    await client.quit()

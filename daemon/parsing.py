@@ -1,0 +1,160 @@
+"""Raw bytes → ParsedMessage, with mail-parser doing the MIME work.
+
+Everything that later ends up in an outgoing header is cleaned here once (no CR/LF, bounded
+length), and HTML-only mail is turned into text so agents and templates only ever see text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+
+import mailparser
+from inscriptis import get_text
+
+from daemon.message import Address, Attachment, ParsedMessage
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MAX_HEADER_TEXT = 998
+_MAX_IDS = 100
+
+
+class ParseError(Exception):
+    """The message cannot become a ticket message (e.g. it has no sender address)."""
+
+
+def parse(raw: bytes) -> tuple[ParsedMessage, Message]:
+    """Parse raw mail; also return the stdlib Message, which classification reads."""
+    mail = mailparser.parse_from_bytes(raw)
+    message: Message = mail.message
+    sender = _first_address(mail.from_) or _first_header_address(message, "Sender", "Return-Path")
+    if sender is None:
+        raise ParseError("no sender address in From, Sender or Return-Path")
+    text = (mail.text_plain and "\n".join(mail.text_plain)) or ""
+    html = (mail.text_html and "\n".join(mail.text_html)) or ""
+    if not text.strip() and html.strip():
+        text = get_text(html)
+    message_id = normalise_message_id(str(mail.message_id or "")) or synthetic_message_id(raw)
+    return (
+        ParsedMessage(
+            message_id=message_id,
+            in_reply_to=message_ids(_header(message, "In-Reply-To")),
+            references=message_ids(_header(message, "References")),
+            sender=sender,
+            reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
+            to=tuple(_addresses(message.get_all("To") or [])),
+            cc=tuple(_addresses(message.get_all("Cc") or [])),
+            subject=clean_header_text(str(mail.subject or "")),
+            date=_utc(mail.date),
+            text=text.replace("\r\n", "\n"),
+            html=html,
+            attachments=tuple(_attachments(mail.attachments)),
+            headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
+            content_type=message.get_content_type(),
+        ),
+        message,
+    )
+
+
+def normalise_message_id(value: str) -> str:
+    """`<a@b>` → `a@b`; ids are stored and compared without brackets."""
+    found = _MSGID.search(value)
+    candidate = found.group(1) if found else value.strip()
+    candidate = _CONTROL.sub("", candidate)
+    return candidate[:_MAX_HEADER_TEXT] if candidate and " " not in candidate else ""
+
+
+def synthetic_message_id(raw: bytes) -> str:
+    """An id for mail that has none, stable for the same bytes so a redelivery is still a duplicate."""
+    return f"{hashlib.sha256(raw).hexdigest()}@no-message-id.invalid"
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    """All `<…>` ids in a References/In-Reply-To value, in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for mid in _MSGID.findall(value):
+        seen.setdefault(mid[:_MAX_HEADER_TEXT], None)
+    return tuple(seen)[-_MAX_IDS:]
+
+
+def clean_header_text(value: str) -> str:
+    """One line of printable text, safe to put in a header we send."""
+    return " ".join(_CONTROL.sub(" ", value).split())[:_MAX_HEADER_TEXT]
+
+
+def _header(message: Message, name: str) -> str:
+    return " ".join(_decoded(v) for v in message.get_all(name) or [])
+
+
+def _decoded(value: object) -> str:
+    text = str(value)
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except (LookupError, UnicodeError, ValueError, binascii.Error):
+        return text
+
+
+def _addresses(values: Sequence[object]) -> list[Address]:
+    found = []
+    for name, email in getaddresses([_decoded(v) for v in values]):
+        email = clean_header_text(email).lower()
+        if "@" in email:
+            found.append(Address(clean_header_text(name)[:200], email[:320]))
+    return found
+
+
+def _first_address(pairs: object) -> Address | None:
+    if isinstance(pairs, list):
+        for pair in pairs:
+            if isinstance(pair, tuple) and len(pair) == 2 and "@" in str(pair[1]):
+                return Address(clean_header_text(str(pair[0]))[:200],
+                               clean_header_text(str(pair[1])).lower()[:320])
+    return None
+
+
+def _first_header_address(message: Message, *names: str) -> Address | None:
+    for name in names:
+        _, email = parseaddr(_header(message, name))
+        if "@" in email:
+            return Address("", clean_header_text(email).lower()[:320])
+    return None
+
+
+def _utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _attachments(items: list[dict[str, object]]) -> list[Attachment]:
+    found = []
+    for item in items:
+        payload = item.get("payload") or ""
+        if item.get("binary"):
+            try:
+                content = base64.b64decode(str(payload))
+            except (binascii.Error, ValueError):
+                content = str(payload).encode("utf-8", "replace")
+        else:
+            content = str(payload).encode("utf-8", "replace")
+        found.append(
+            Attachment(
+                filename=clean_header_text(str(item.get("filename") or "attachment"))[:255],
+                content_type=clean_header_text(str(item.get("mail_content_type") or
+                                                   "application/octet-stream"))[:255],
+                content=content,
+            )
+        )
+    return found

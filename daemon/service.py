@@ -1,0 +1,149 @@
+"""The daemon: IMAP intake in a worker thread, the outbox sender and the scheduler on asyncio.
+
+imapclient is synchronous, so the mailbox loop runs in its own thread and wakes the sender
+through the event loop after each commit. SIGTERM/SIGINT set one stop flag: the intake finishes
+the message in hand, the sender the message in flight, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon import db
+from daemon.config import Settings
+from daemon.imap_inbox import ImapInbox
+from daemon.ingest import Ingestor
+from daemon.intake import Intake
+from daemon.models import utcnow
+from daemon.outbox import OutboxSender
+from daemon.rendering import Renderer
+
+log = logging.getLogger(__name__)
+
+_OUTBOX_SWEEP_SECONDS = 15
+
+
+class SchemaOutdated(Exception):
+    """The database is behind the code; the sysadmin runs `incidencias db upgrade`."""
+
+
+@dataclass
+class Components:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    renderer: Renderer
+    ingestor: Ingestor
+    sender: OutboxSender
+
+
+def prepare_database(settings: Settings) -> Engine:
+    """Open the database; a SQLite file is migrated automatically, other servers must be current."""
+    engine = db.make_engine(settings.config.database.url)
+    if engine.dialect.name == "sqlite":
+        db.upgrade(engine)
+        return engine
+    current, head = db.current_revision(engine), db.head_revision(engine)
+    if current != head:
+        raise SchemaOutdated(f"database schema is at {current or 'nothing'}, the code needs {head}: "
+                             "run `incidencias db upgrade`")
+    return engine
+
+
+def build(settings: Settings) -> Components:
+    config = settings.config
+    engine = prepare_database(settings)
+    sessions = db.session_factory(engine)
+    renderer = Renderer(config.templates.directory)
+    ingestor = Ingestor(config, renderer, sessions, utcnow)
+    smtp_password = settings.secrets.smtp_password
+    sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
+                          sessions, utcnow)
+    return Components(engine, sessions, renderer, ingestor, sender)
+
+
+def _inbox(settings: Settings) -> ImapInbox:
+    password = settings.secrets.imap_password
+    return ImapInbox(settings.config.imap, password.get_secret_value() if password else None)
+
+
+async def run_once(settings: Settings) -> int:
+    """One full cycle: every waiting message, then the outbox with a few bounded retries."""
+    parts = build(settings)
+    stop = threading.Event()
+    inbox = _inbox(settings)
+    intake = Intake(settings.config.imap, inbox, parts.ingestor, parts.sessions, stop)
+
+    def fetch_all() -> None:
+        inbox.connect()
+        try:
+            report = intake.cycle()
+        finally:
+            inbox.close()
+        log.info("handled %d message(s): %d new ticket(s), %d quarantined", report.handled,
+                 report.new_tickets, report.quarantined)
+
+    await asyncio.to_thread(fetch_all)
+    attempts = settings.config.smtp.max_attempts_per_run
+    for attempt in range(attempts):
+        report = await parts.sender.deliver_due(ignore_schedule=True)
+        if not report.deferred:
+            break
+        if attempt + 1 < attempts:
+            await asyncio.sleep(2.0 ** attempt)
+    waiting = await asyncio.to_thread(parts.sender.pending_count)
+    parts.engine.dispose()
+    if waiting:
+        log.error("%d message(s) could not be delivered in this run and stay in the outbox", waiting)
+        return 1
+    return 0
+
+
+async def run_forever(settings: Settings) -> int:
+    parts = build(settings)
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+    stopping = asyncio.Event()
+    wake = asyncio.Event()
+
+    def request_stop(signum: int) -> None:
+        log.info("received %s, finishing the work in hand", signal.Signals(signum).name)
+        stop.set()
+        stopping.set()
+        wake.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop, signum)
+
+    intake = Intake(settings.config.imap, _inbox(settings), parts.ingestor, parts.sessions, stop,
+                    on_committed=lambda: loop.call_soon_threadsafe(wake.set))
+    scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+    scheduler.add_job(wake.set, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
+                      coalesce=True, max_instances=1)
+    scheduler.start()
+    intake_done = asyncio.ensure_future(asyncio.to_thread(intake.run_forever))
+    log.info("incidencias running for %s", settings.config.shop.address)
+    try:
+        while not stopping.is_set():
+            await wake.wait()
+            wake.clear()
+            if stopping.is_set():
+                break
+            await parts.sender.deliver_due()
+            if intake_done.done():
+                intake_done.result()
+                break
+    finally:
+        scheduler.shutdown(wait=False)
+        stop.set()
+        await intake_done
+        parts.engine.dispose()
+    log.info("stopped cleanly")
+    return 0
