@@ -79,7 +79,7 @@ class _Headers:
         self._values: dict[str, list[str]] = {}
         for name, value in pairs:
             key = name.strip().lower()
-            self._values.setdefault(key, []).append(_unfold(value[:_MAX_HEADER_CHARS]))
+            self._values.setdefault(key, []).append(_unfold(_undo_8bit(value[:_MAX_HEADER_CHARS])))
 
     @classmethod
     def of(cls, message: Message) -> _Headers:
@@ -100,6 +100,20 @@ class _Headers:
 
     def firsts(self) -> dict[str, str]:
         return {name: values[0] for name, values in self._values.items()}
+
+
+def _undo_8bit(value: str) -> str:
+    """Raw 8-bit header bytes (kept by the parser as surrogate escapes) as text: UTF-8, else cp1252."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
 
 
 def _unfold(value: str) -> str:
@@ -315,13 +329,13 @@ def _classify(message: Message, own: frozenset[str]) -> Classification:
     part_types = [_content_type(p) for p in parts]
     report_type = _raw_param(headers, "report-type") if part_types[0] == "multipart/report" else ""
 
-    report = _report(message, parts, part_types, report_type)
+    report = _report(parts, part_types, report_type)
     if report is not None:
         return report
 
     bounce_reason = _bounce_reason(headers, signals, parts, part_types, report_type)
     if bounce_reason is not None:
-        return _bounce(message, headers, signals, parts, part_types, bounce_reason, own)
+        return _bounce(headers, signals, parts, part_types, bounce_reason, own)
 
     loop = _loop(headers, signals, loop_value, from_own, own)
     if loop is not None:
@@ -406,24 +420,18 @@ def _weak_automatic_reason(headers: _Headers, signals: _Signals) -> str | None:
 
 def _relays_a_person(signals: _Signals) -> bool:
     """A no-reply From with a personal Reply-To is a web form relaying a customer: answer them."""
-    return any(
-        addr != signals.sender and not _is_machine_address(addr) for addr in signals.reply_to
-    )
+    return any(addr != signals.sender and not _is_machine_address(addr) for addr in signals.reply_to)
 
 
 def _is_machine_address(addr: str) -> bool:
     local = addr.partition("@")[0]
-    return bool(
-        _DAEMON_LOCAL.match(local) or _POSTMASTER_LOCAL.match(local) or _NOREPLY_LOCAL.match(local)
-    )
+    return bool(_DAEMON_LOCAL.match(local) or _POSTMASTER_LOCAL.match(local) or _NOREPLY_LOCAL.match(local))
 
 
 # --------------------------------------------------------------------------- reports and bounces
 
 
-def _report(
-    message: Message, parts: list[Message], part_types: list[str], report_type: str
-) -> Classification | None:
+def _report(parts: list[Message], part_types: list[str], report_type: str) -> Classification | None:
     """ARF complaints, read receipts (MDN) and delivery notices that report success."""
     if report_type == "feedback-report" or "message/feedback-report" in part_types:
         returned = _returned_headers(parts, part_types)
@@ -490,7 +498,6 @@ def _bounce_reason(
 
 
 def _bounce(
-    message: Message,
     headers: _Headers,
     signals: _Signals,
     parts: list[Message],

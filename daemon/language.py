@@ -2,9 +2,10 @@
 
 Detection uses lingua restricted to the shop's languages, which is what makes it reliable on the
 short, product-name-laden messages shops receive. Measured on tests/language_samples.py (105 short
-messages, es/fr/en): the full models score 105/105 and add about 115 MB of resident memory for three
-languages (about 165 MB for six); `low_memory=True` uses lingua's trigram-only mode, about 10 MB,
-and scores 103/105. Models load on the first detection and stay cached for the process.
+messages, es/fr/en): the full models score 105/105 and add about 115 MB of resident memory for
+three languages (about 165 MB for six), loaded in about a second on the first detection;
+`low_memory=True` uses lingua's trigram-only mode, about 10 MB, and scores 103/105. The detector
+is built once per language set and cached for the life of the process.
 """
 
 from __future__ import annotations
@@ -95,5 +96,5 @@ def _normalise(languages: Sequence[str]) -> tuple[str, ...]:
 
 
 def _primary_subtag(tag: str) -> str:
-    """ "es-ES" -> "es"; tolerates "fr_FR", quality values ("en;q=0.8") and stray spaces."""
+    """The primary subtag, lower-cased: es-ES, fr_FR, "en;q=0.8" and " ES " all work."""
     return re.split(r"[-_;\s]", tag.strip(), maxsplit=1)[0].lower()

@@ -1,0 +1,283 @@
+"""Realistic sample contexts for every template: the template checker, the tests and previews use them.
+
+Each name has a full variant (every optional value present) and a sparse one (optional values
+None, empty subject and name), so checking a template exercises both sides of its conditionals.
+The keys here are the contract documented in templates/CONTEXT.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CUSTOMER_TEMPLATES: tuple[str, ...] = (
+    "acknowledgement",
+    "agent_reply",
+    "update",
+    "waiting_reminder",
+    "closing",
+    "reopened",
+)
+AGENT_TEMPLATES: tuple[str, ...] = (
+    "agent_new_ticket",
+    "agent_followup",
+    "agent_command_error",
+    "agent_reminder",
+    "agent_digest",
+    "agent_forged_warning",
+    "agent_bounce",
+)
+
+
+def sample_context(name: str) -> dict[str, Any]:
+    """Full sample data for template `name`; KeyError for an unknown name."""
+    return _FULL[name]()
+
+
+def sample_variants(name: str) -> list[dict[str, Any]]:
+    """The full sample, then a sparse one with every optional value absent."""
+    return [sample_context(name), _sparse(name)]
+
+
+def _shop() -> dict[str, Any]:
+    return {
+        "name": "Tienda Ejemplo",
+        "address": "incidencias@example.com",
+        "phone": "+34 910 000 000",
+        "web": "https://tienda.example.com",
+        "signature": "Lucía y el equipo de Tienda Ejemplo",
+    }
+
+
+def _bare_shop() -> dict[str, Any]:
+    return {**_shop(), "phone": None, "web": None, "signature": None}
+
+
+def _customer_ticket() -> dict[str, Any]:
+    return {"number": 1042, "subject": "Pedido 58213 sin llegar", "customer_name": "María García"}
+
+
+def _agent_ticket() -> dict[str, Any]:
+    return {
+        **_customer_ticket(),
+        "status": "open",
+        "language": "es",
+        "created_at": "2026-11-18 10:24",
+        "age_days": 3,
+        "last_contact": "2026-11-19 16:02",
+        "message_count": 4,
+    }
+
+
+def _customer() -> dict[str, Any]:
+    return {"name": "María García", "email": "maria.garcia@example.net"}
+
+
+_COMMANDS = ["#close", "#close 15", "#note", "#wait"]
+_CUSTOMER_TEXT = (
+    "Hola, hice el pedido 58213 hace diez días y el seguimiento no se mueve desde el martes.\n"
+    "¿Me podéis decir qué pasa? Lo necesito para un regalo.\n\n"
+    "Gracias, María"
+)
+
+
+def _acknowledgement() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3}
+
+
+def _agent_reply() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "agent_name": "Lucía",
+        "text": (
+            "Hola María:\n\n"
+            "He hablado con la empresa de transporte: tu paquete se quedó retenido en el centro de "
+            "Zaragoza y sale hoy mismo. Puedes seguirlo aquí: https://tracking.example.com/58213\n\n"
+            "Si prefieres que te lo enviemos de nuevo por mensajería urgente, dímelo y lo preparo."
+        ),
+    }
+
+
+def _update() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "status_line": "Estamos esperando la respuesta de la empresa de transporte.",
+        "update_days": 3,
+    }
+
+
+def _waiting_reminder() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "last_request": "¿Nos puedes enviar una foto de la etiqueta del paquete?",
+        "waiting_days": 4,
+        "close_in_days": 10,
+    }
+
+
+def _closing() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "personal_line": "Nos alegra que el regalo llegara a tiempo.",
+        "discount": {
+            "code": "GRACIAS-7KQ2M",
+            "percent": 10,
+            "valid_until": "2027-02-28",
+            "terms": "Válido para un solo pedido en tienda.example.com.",
+        },
+    }
+
+
+def _reopened() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3}
+
+
+def _agent_new_ticket() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": {**_agent_ticket(), "message_count": 1, "last_contact": None, "age_days": 0},
+        "customer": _customer(),
+        "text": _CUSTOMER_TEXT,
+        "attachments": [{"filename": "seguimiento.png", "size": 184_320}],
+        "commands": list(_COMMANDS),
+    }
+
+
+def _agent_followup() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "customer": _customer(),
+        "text": "Os adjunto la foto de la etiqueta. ¿Sabéis ya algo?",
+        "attachments": [{"filename": "etiqueta.jpg", "size": 2_411_724}],
+        "commands": list(_COMMANDS),
+        "reopened": True,
+    }
+
+
+def _agent_command_error() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "errors": [{"line": "#close 150", "message": "discount must be between 0 and 50"}],
+        "delivered": False,
+        "commands": list(_COMMANDS),
+    }
+
+
+def _agent_reminder() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "customer": _customer(),
+        "waiting_days": 2,
+        "last_text": "¿Sabéis ya algo de mi pedido?",
+        "commands": list(_COMMANDS),
+    }
+
+
+def _agent_digest() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "date": "2026-11-21",
+        "tickets": [
+            {
+                "number": 1042,
+                "subject": "Pedido 58213 sin llegar",
+                "status": "open",
+                "customer": "maria.garcia@example.net",
+                "age_days": 3,
+                "idle_days": 2,
+            },
+            {
+                "number": 1039,
+                "subject": "Talla equivocada",
+                "status": "waiting",
+                "customer": "jdupont@example.fr",
+                "age_days": 6,
+                "idle_days": 4,
+            },
+        ],
+        "opened": 3,
+        "closed": 5,
+    }
+
+
+def _agent_forged_warning() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "sender": "Ana <ana@example.com>",
+        "subject": "Re: [#1042] Pedido 58213 sin llegar",
+        "received_at": "2026-11-21 09:12",
+        "reason": "the reply carries no valid agent token",
+        "text": "Te devolvemos el importe completo, por favor confirma tu IBAN.",
+    }
+
+
+def _agent_bounce() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "customer": _customer(),
+        "recipient": "maria.garcia@example.net",
+        "reason": "550 5.1.1 <maria.garcia@example.net>: Recipient address rejected: User unknown",
+        "bounced_subject": "Re: [#1042] Pedido 58213 sin llegar",
+    }
+
+
+_FULL = {
+    "acknowledgement": _acknowledgement,
+    "agent_reply": _agent_reply,
+    "update": _update,
+    "waiting_reminder": _waiting_reminder,
+    "closing": _closing,
+    "reopened": _reopened,
+    "agent_new_ticket": _agent_new_ticket,
+    "agent_followup": _agent_followup,
+    "agent_command_error": _agent_command_error,
+    "agent_reminder": _agent_reminder,
+    "agent_digest": _agent_digest,
+    "agent_forged_warning": _agent_forged_warning,
+    "agent_bounce": _agent_bounce,
+}
+
+# Values replaced by their "absent" form in the sparse variant.
+_SPARSE_TICKET = {"subject": "", "customer_name": "", "last_contact": None}
+_SPARSE = {
+    "update_days": 1,
+    "agent_name": "",
+    "status_line": None,
+    "last_request": None,
+    "waiting_days": 1,
+    "close_in_days": None,
+    "personal_line": None,
+    "discount": None,
+    "attachments": [],
+    "commands": [],
+    "reopened": False,
+    "delivered": True,
+    "last_text": None,
+    "tickets": [],
+    "opened": 0,
+    "closed": 0,
+    "reason": None,
+    "customer": {"name": "", "email": "maria.garcia@example.net"},
+}
+
+
+def _sparse(name: str) -> dict[str, Any]:
+    context = sample_context(name)
+    context["shop"] = _bare_shop()
+    if isinstance(context.get("ticket"), dict):
+        ticket = context["ticket"]
+        context["ticket"] = {**ticket, **{k: v for k, v in _SPARSE_TICKET.items() if k in ticket}}
+    for key, value in _SPARSE.items():
+        if key in context:
+            context[key] = value
+    if name == "agent_forged_warning":
+        context["ticket"] = None  # a forged message may name no ticket at all
+    return context

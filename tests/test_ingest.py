@@ -1,0 +1,114 @@
+"""The pipeline from raw bytes to committed ticket and outbox, on a real SQLite file, no servers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from harness import customer_email
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon import db
+from daemon.config import Config
+from daemon.ingest import Ingestor, Source, days_until_update
+from daemon.models import Message, OutboxItem, RawMessage, Ticket
+from daemon.rendering import Renderer
+
+NOW = datetime(2026, 3, 2, 10, 0)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> sessionmaker[Session]:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    db.upgrade(engine)
+    return db.session_factory(engine)
+
+
+@pytest.fixture
+def ingestor(sessions: sessionmaker[Session]) -> Ingestor:
+    config = Config.model_validate({
+        "shop": {"name": "Tienda", "address": "incidencias@example.com",
+                 "languages": ["es", "fr", "en"], "default_language": "es"},
+        "imap": {"host": "127.0.0.1", "security": "none", "username": "u"},
+        "smtp": {"host": "127.0.0.1", "security": "none"},
+    })
+    return Ingestor(config, Renderer(), sessions, lambda: NOW)
+
+
+def test_a_new_customer_message_commits_ticket_message_raw_and_acknowledgement_together(
+        ingestor: Ingestor, sessions: sessionmaker[Session]) -> None:
+    raw = customer_email("Paquete dañado", "La caja llegó aplastada y el plato está roto.",
+                         message_id="<m1@example.net>")
+    outcome = ingestor.ingest(raw, Source("INBOX", 7, 1))
+    assert outcome.new_ticket and outcome.queued == 1
+    with sessions() as session:
+        ticket = session.get_one(Ticket, outcome.ticket)
+        [item] = session.scalars(select(OutboxItem))
+        raw_row = session.get_one(RawMessage, outcome.raw_id)
+        directions = [m.direction for m in session.scalars(select(Message).order_by(Message.id))]
+    assert ticket.language == "es"
+    assert raw_row.raw == raw and raw_row.uid == 1
+    assert directions == ["in", "out"]
+    ack = message_from_bytes(item.raw, policy=policy.default)
+    assert ack["In-Reply-To"] == "<m1@example.net>"
+    assert f"[#{ticket.id}]" in str(ack["Subject"])
+    assert item.recipients == "maria@example.net"
+
+
+def test_customer_language_is_detected_from_the_first_message(ingestor: Ingestor,
+                                                              sessions: sessionmaker[Session]) -> None:
+    raw = customer_email("Colis non reçu", "Bonjour, je n'ai toujours pas reçu mon colis "
+                         "commandé il y a deux semaines. Pouvez-vous vérifier ?")
+    outcome = ingestor.ingest(raw)
+    with sessions() as session:
+        assert session.get_one(Ticket, outcome.ticket).language == "fr"
+
+
+def test_the_same_bytes_twice_are_handled_once(ingestor: Ingestor) -> None:
+    raw = customer_email("Hola", "Texto", message_id="<same@example.net>")
+    first = ingestor.ingest(raw)
+    again = ingestor.ingest(raw)
+    assert again.already_handled and again.raw_id == first.raw_id
+
+
+def test_unparseable_mail_is_quarantined_with_its_error_and_raw_bytes(
+        ingestor: Ingestor, sessions: sessionmaker[Session]) -> None:
+    raw = b"Subject: no sender at all\r\n\r\nbody"
+    outcome = ingestor.ingest(raw)
+    assert outcome.outcome == "quarantined"
+    with sessions() as session:
+        row = session.get_one(RawMessage, outcome.raw_id)
+    assert row.raw == raw and "no sender" in (row.error or "")
+
+
+def test_an_out_of_office_reply_is_a_note_on_its_ticket_and_is_not_acknowledged(
+        ingestor: Ingestor, sessions: sessionmaker[Session]) -> None:
+    first = ingestor.ingest(customer_email("Pedido", "Hola", message_id="<p@example.net>"))
+    with sessions() as session:
+        ack_id = session.scalars(select(OutboxItem.message_id)).one()
+    auto = customer_email("Respuesta automática: Pedido", "Estoy de vacaciones.",
+                          in_reply_to=f"<{ack_id}>", extra_headers={"Auto-Submitted": "auto-replied"})
+    outcome = ingestor.ingest(auto)
+    assert outcome.ticket == first.ticket and outcome.queued == 0
+    with sessions() as session:
+        kinds = [(m.direction, m.kind) for m in session.scalars(select(Message).order_by(Message.id))]
+        assert len(list(session.scalars(select(OutboxItem)))) == 1
+    assert kinds[-1][0] == "note"
+
+
+def test_a_bounce_for_mail_we_never_sent_is_quarantined_not_ticketed(ingestor: Ingestor) -> None:
+    bounce = customer_email("Undelivered Mail Returned to Sender", "This is the mail system.",
+                            sender="MAILER-DAEMON@mx.example.org", name="Mail Delivery System")
+    outcome = ingestor.ingest(bounce)
+    assert outcome.outcome == "quarantined" and outcome.ticket is None
+    assert "not linked to any ticket" in (outcome.error or "")
+
+
+@pytest.mark.parametrize(("every", "days"), [("1h", 1), ("3d", 3), ("2.5d", 3)])
+def test_the_promised_wait_is_whole_days_rounded_up(every: str, days: int) -> None:
+    from daemon.config import parse_duration
+
+    assert days_until_update(parse_duration(every)) == days
