@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -36,15 +37,17 @@ def test_every_corpus_message_ends_in_a_ticket_or_in_quarantine_with_its_raw_byt
         outcomes = db.raw_outcomes()
     finally:
         db.close()
-    kept = {row.raw for row in rows}
-    assert all(raw in kept for raw in raws), "some fetched message was not kept raw"
+    outcome_of = {row.raw: row.outcome for row in rows}
+    # Compare with what the server hands out: Dovecot itself normalises a few malformed line ends.
+    processed = imap.fetch_all(SHOP_USER, "Procesados")
+    quarantined = imap.fetch_all(SHOP_USER, "Cuarentena")
     assert imap.folder_uids(SHOP_USER, "INBOX") == []
-    quarantined = imap.folder_uids(SHOP_USER, "Cuarentena")
-    processed = imap.folder_uids(SHOP_USER, "Procesados")
-    assert len(quarantined) + len(processed) == len(raws)
-    assert len(quarantined) == outcomes["quarantined"]
+    assert len(processed) + len(quarantined) == len(raws)
+    assert all(outcome_of.get(raw) == "quarantined" for raw in quarantined)
+    assert all(outcome_of.get(raw) in ("ticket", "duplicate") for raw in processed)
     assert all(row.ticket_id is not None for row in rows if row.outcome != "quarantined")
     assert all(row.error for row in rows if row.outcome == "quarantined")
+    assert result.returncode == 0
     print(f"corpus: {len(raws)} messages → {dict(outcomes)}; stderr lines: "
           f"{len(result.stderr.splitlines())}")
 
@@ -80,8 +83,8 @@ def test_sigkill_at_several_points_loses_nothing_and_sends_no_acknowledgement_tw
         for threshold in (1, 30, 70, 110, 150, 190):
             daemon = start_daemon(config, tmp_path / f"daemon-{threshold}.log")
 
-            def reached(limit: int = threshold) -> bool:
-                return _stored(db) >= limit or daemon.poll() is not None
+            def reached(limit: int = threshold, process: subprocess.Popen[bytes] = daemon) -> bool:
+                return _stored(db) >= limit or process.poll() is not None
 
             try:
                 wait_until(reached, 60, f"{threshold} messages stored")
