@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
+from daemon.message import Attachment
 from daemon.outlook import new_thread_index, reply_thread_index
 from daemon.parsing import clean_header_text
 from daemon.rendering import Rendered
@@ -38,6 +40,12 @@ class Outgoing:
     raw: bytes
 
 
+def safe_filename(name: str) -> str:
+    """The sender's file name without any path or control characters, for a Content-Disposition."""
+    base = re.split(r"[\\/]", clean_header_text(name))[-1].strip(" .")
+    return base[:120] or "attachment"
+
+
 def new_message_id(domain: str, ticket: int, kind: str) -> str:
     """A globally unique id that also tells a reader which ticket it belongs to."""
     return f"incidencias.{ticket}.{kind}.{secrets.token_hex(10)}@{domain}"
@@ -55,15 +63,21 @@ def compose(
     thread: Thread,
     automatic: str | None,
     now: datetime,
+    message_id: str | None = None,
+    from_name: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> Outgoing:
-    """One email from the shop's address; `automatic` is the RFC 3834 Auto-Submitted value, or None."""
+    """One email from the shop's address; `automatic` is the RFC 3834 Auto-Submitted value, or None.
+
+    `from_name` replaces the shop's name as display name (agents see "<customer> via <shop>").
+    """
     domain = shop_address.rpartition("@")[2]
-    message_id = new_message_id(domain, ticket, kind)
+    message_id = message_id or new_message_id(domain, ticket, kind)
     subject = clean_header_text(rendered.subject)
     if ticket_tag(subject) != ticket:
         subject = tagged(subject, ticket)
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((clean_header_text(shop_name), shop_address))
+    msg["From"] = formataddr((clean_header_text(from_name or shop_name), shop_address))
     msg["To"] = ", ".join(formataddr((clean_header_text(name), email)) for name, email in to)
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now.astimezone())
@@ -88,6 +102,12 @@ def compose(
     msg["Content-Language"] = language
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if not subtype or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
+                           filename=safe_filename(attachment.filename))
     return Outgoing(
         kind=kind,
         message_id=message_id,

@@ -151,9 +151,12 @@ class DatabaseConfig(_Section):
 
 class AgentsConfig(_Section):
     addresses: list[Email] = Field(default_factory=list)
+    notify: list[Email] = Field(default_factory=list)
     language: str = "es"
     secret: SecretStr | None = None
     secret_file: Path | None = None
+    attachment_limit: int = Field(default=10_000_000, ge=0)
+    trusted_authserv_id: str | None = None
 
     @field_validator("language")
     @classmethod
@@ -250,6 +253,9 @@ def load_settings(path: Path) -> Settings:
         agent_secret=_secret("agents", config.agents.secret, config.agents.secret_file, base,
                              key="secret"),
     )
+    if config.agents.addresses and secrets.agent_secret is None:
+        raise ConfigError(f"{path}: [agents] secret_file: required when [agents] addresses are set "
+                          "(it signs the tokens that prove an agent's reply is genuine)")
     return Settings(config=config, secrets=secrets, path=path)
 
 

@@ -14,20 +14,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message as EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon.agent_auth import AgentCheck, check_agent
+from daemon.agent_replies import AgentReplies
 from daemon.classify import Classification, Kind, classify
-from daemon.compose import Thread, compose
+from daemon.compose import Thread
 from daemon.config import Config
 from daemon.language import detect_language
+from daemon.mailer import Mailer
 from daemon.matching import match_ticket
 from daemon.message import ParsedMessage
 from daemon.models import (
+    AgentWarning,
     Attachment,
     Direction,
     Message,
-    OutboxItem,
     RawMessage,
     RawOutcome,
     Ticket,
@@ -40,6 +44,8 @@ from daemon.store import TicketStore
 from daemon.subjects import subject_key
 
 log = logging.getLogger(__name__)
+
+_WARN_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,13 @@ class Ingestor:
     """Applies received mail to tickets; the clock and the database are passed in."""
 
     def __init__(self, config: Config, renderer: Renderer, sessions: sessionmaker[Session],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], agent_secret: bytes = b"") -> None:
         self.config = config
-        self.renderer = renderer
         self.sessions = sessions
         self.clock = clock
+        self.agent_secret = agent_secret
+        self.mailer = Mailer(config, renderer, clock, agent_secret)
+        self.agent_replies = AgentReplies(config, self.mailer, clock)
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
         """Store and process one message; never raises for bad mail, only for database trouble."""
@@ -114,8 +122,7 @@ class Ingestor:
     def _apply(self, session: Session, raw: bytes, row: RawMessage) -> Outcome:
         parsed, email_message = parse(raw)
         row.message_id = parsed.message_id
-        store = TicketStore(session)
-        duplicate_of = session.query(Message).filter_by(message_id=parsed.message_id).one_or_none()
+        duplicate_of = session.scalar(select(Message).where(Message.message_id == parsed.message_id))
         if duplicate_of is not None:
             row.outcome = RawOutcome.DUPLICATE
             row.ticket_id = duplicate_of.ticket_id
@@ -123,64 +130,134 @@ class Ingestor:
                      parsed.message_id)
             return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
         verdict = classify(email_message, own_addresses=[self.config.shop.address])
-        match = match_ticket(parsed, store)
+        agents = self.config.agents
+        claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
+        if claim is not None and claim.verified:
+            ticket_id = claim.ticket or match_ticket(parsed, TicketStore(session)).ticket
+            ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+            if ticket is not None:
+                return self._from_agent(session, ticket, parsed, row, verdict)
+            claim = AgentCheck(None, False, "verified agent, but no ticket named")
+        if claim is not None:
+            self._warn_agent(session, parsed, claim.via)
+        match = match_ticket(parsed, TicketStore(session))
         if verdict.automatic and verdict.kind is not Kind.BULK:
             if match.ticket is None:
                 raise UnlinkedAutomaticMail(f"{verdict.kind} not linked to any ticket ({verdict.reason})")
             ticket = session.get_one(Ticket, match.ticket)
             self._record(session, ticket, parsed, row, Direction.NOTE, kind=str(verdict.kind))
-            row.ticket_id = ticket.id
             log.info("ticket=%d %s stored as note (%s)", ticket.id, verdict.kind, verdict.reason)
             return Outcome(RawOutcome.TICKET, ticket.id, row.id)
         if match.ticket is None:
             return self._open_ticket(session, parsed, email_message, row, verdict)
-        ticket = session.get_one(Ticket, match.ticket)
+        return self._follow_up(session, session.get_one(Ticket, match.ticket), parsed, row,
+                               match.rule)
+
+    def _from_agent(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                    row: RawMessage, verdict: Classification) -> Outcome:
+        if verdict.automatic:
+            self._record(session, ticket, parsed, row, Direction.NOTE, kind=f"agent-{verdict.kind}")
+            log.info("ticket=%d automatic mail from an agent kept as a note (%s)", ticket.id,
+                     verdict.reason)
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        queued = self.agent_replies.handle(session, ticket, parsed, row)
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _follow_up(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
+                   rule: str) -> Outcome:
         self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
         if parsed.sender.email == ticket.customer_email:
-            store.add_participants(ticket, self._copied(parsed))
+            TicketStore(session).add_participants(ticket, self._copied(parsed))
+        reopened = ticket.status == TicketStatus.CLOSED
         if ticket.status != TicketStatus.OPEN:
             log.info("ticket=%d back to open after a customer message (was %s)", ticket.id,
                      ticket.status)
             ticket.status = TicketStatus.OPEN
         ticket.updated_at = self.clock()
-        row.ticket_id = ticket.id
-        log.info("ticket=%d follow-up joined by %s", ticket.id, match.rule)
-        return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        queued = self._notify_agents(session, ticket, parsed, "agent_followup", {"reopened": reopened})
+        log.info("ticket=%d follow-up joined by %s", ticket.id, rule)
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
 
     def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
                      row: RawMessage, verdict: Classification) -> Outcome:
         now = self.clock()
         shop = self.config.shop
-        visible = visible_text(parsed.text)
+        customer = parsed.reply_to[0] if parsed.reply_to else parsed.sender
         ticket = Ticket(
             status=TicketStatus.OPEN,
-            customer_email=parsed.sender.email,
-            customer_name=parsed.sender.name,
+            customer_email=customer.email,
+            customer_name=customer.name or parsed.sender.name,
             subject=parsed.subject,
             subject_key=subject_key(parsed.subject),
-            language=detect_language(visible, shop.languages, email_message.get("Content-Language"),
-                                     shop.default_language),
+            language=detect_language(visible_text(parsed.text), shop.languages,
+                                     email_message.get("Content-Language"), shop.default_language),
             created_at=now,
             updated_at=now,
+            thread_index=(parsed.header("Thread-Index") or "")[:400] or None,
         )
         session.add(ticket)
         session.flush()
-        TicketStore(session).add_participants(ticket, {parsed.sender.email, *self._copied(parsed)})
+        TicketStore(session).add_participants(
+            ticket, {parsed.sender.email, customer.email, *self._copied(parsed)})
         self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
-        row.ticket_id = ticket.id
         queued = 0
         if verdict.kind is Kind.BULK:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            self._acknowledge(session, ticket, parsed)
+            self.mailer.to_customer(
+                session, ticket, "acknowledgement",
+                {"update_days": days_until_update(self.config.updates.every)},
+                kind="acknowledgement",
+                thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
+                              thread_index=ticket.thread_index),
+                automatic="auto-replied")
             queued = 1
             log.info("ticket=%d opened, acknowledgement queued", ticket.id)
+        queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
 
+    def _notify_agents(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                       template: str, variables: dict[str, object]) -> int:
+        recipients = self.mailer.all_agents()
+        if not recipients:
+            return 0
+        total = sum(a.size for a in parsed.attachments)
+        attach = parsed.attachments if total <= self.config.agents.attachment_limit else ()
+        return self.mailer.to_agents(
+            session, ticket, template,
+            {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
+             "text": visible_text(parsed.text),
+             "attachments": [{"filename": a.filename, "size": a.size} for a in parsed.attachments],
+             **variables},
+            kind="notification", recipients=recipients,
+            from_name=f"{ticket.customer_name or ticket.customer_email} via {self.config.shop.name}",
+            attachments=attach)
+
+    def _warn_agent(self, session: Session, parsed: ParsedMessage, reason: str) -> None:
+        """Tell the agent whose address was used, at most once an hour; the mail itself goes on."""
+        agent = parsed.sender.email
+        now = self.clock()
+        log.warning("mail in the name of agent %s failed verification (%s); handled as customer "
+                    "mail", agent, reason)
+        last = session.get(AgentWarning, agent)
+        if last is not None and now - last.last_warned_at < _WARN_EVERY:
+            return
+        if last is None:
+            session.add(AgentWarning(agent=agent, last_warned_at=now))
+        else:
+            last.last_warned_at = now
+        self.mailer.to_agents(
+            session, None, "agent_forged_warning",
+            {"sender": parsed.sender.email, "subject": parsed.subject,
+             "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
+             "text": visible_text(parsed.text)[:2000]},
+            kind="forged-warning", recipients=[agent])
+
     def _copied(self, parsed: ParsedMessage) -> set[str]:
-        """Whoever the customer copied, minus the shop itself: they may use the ticket tag too."""
-        return {a.email for a in (*parsed.to, *parsed.cc)} - {self.config.shop.address}
+        """Whoever the customer copied, minus the shop and its agents: they may use the ticket tag."""
+        own = {self.config.shop.address, *self.mailer.all_agents()}
+        return {a.email for a in (*parsed.to, *parsed.cc)} - own
 
     def _record(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
                 direction: str, kind: str) -> Message:
@@ -207,55 +284,12 @@ class Ingestor:
             ],
         )
         session.add(message)
+        row.ticket_id = ticket.id
         return message
-
-    def _acknowledge(self, session: Session, ticket: Ticket, parsed: ParsedMessage) -> None:
-        now = self.clock()
-        shop = self.config.shop
-        rendered = self.renderer.render(
-            "acknowledgement",
-            ticket.language,
-            {
-                "shop": shop_context(self.config),
-                "ticket": {"number": ticket.id, "subject": ticket.subject,
-                           "customer_name": ticket.customer_name},
-                "update_days": days_until_update(self.config.updates.every),
-            },
-            fallback_language=shop.default_language,
-        )
-        outgoing = compose(
-            kind="acknowledgement",
-            ticket=ticket.id,
-            shop_name=shop.name,
-            shop_address=shop.address,
-            to=[(ticket.customer_name, ticket.customer_email)],
-            rendered=rendered,
-            language=ticket.language,
-            thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
-                          thread_index=parsed.header("Thread-Index")),
-            automatic="auto-replied",
-            now=now,
-        )
-        session.add(OutboxItem(ticket_id=ticket.id, kind=outgoing.kind,
-                               message_id=outgoing.message_id, mail_from=outgoing.mail_from,
-                               recipients="\n".join(outgoing.recipients), raw=outgoing.raw,
-                               created_at=now, next_attempt_at=now))
-        session.add(Message(ticket_id=ticket.id, direction=Direction.OUT,
-                            message_id=outgoing.message_id, in_reply_to=parsed.message_id,
-                            from_email=shop.address, from_name=shop.name,
-                            to=ticket.customer_email, subject=rendered.subject, text=rendered.text,
-                            full_text=rendered.text, kind=outgoing.kind, created_at=now))
-        ticket.last_outbound_at = now
 
 
 class UnlinkedAutomaticMail(Exception):
     """An auto-reply or bounce that answers nothing we know: kept in quarantine for a human."""
-
-
-def shop_context(config: Config) -> dict[str, str | None]:
-    shop = config.shop
-    return {"name": shop.name, "address": shop.address, "phone": shop.phone, "web": shop.web,
-            "signature": shop.signature}
 
 
 def days_until_update(every: timedelta) -> int:

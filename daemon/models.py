@@ -55,6 +55,11 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_outbound_at: Mapped[datetime | None] = mapped_column(default=None)
     discount_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    thread_index: Mapped[str | None] = mapped_column(String(400), default=None)
+    assigned_to: Mapped[str | None] = mapped_column(String(320), default=None)
+    tags: Mapped[str] = mapped_column(Text, default="")
+    status_line: Mapped[str | None] = mapped_column(Text, default=None)
+    wait_until: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -168,6 +173,15 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class AgentWarning(Base):
+    """When an agent was last told that mail in their name failed verification (at most hourly)."""
+
+    __tablename__ = "agent_warnings"
+
+    agent: Mapped[str] = mapped_column(String(320), primary_key=True)
+    last_warned_at: Mapped[datetime] = mapped_column()
 
 
 class MailboxState(Base):

@@ -62,7 +62,9 @@ def build(settings: Settings) -> Components:
     engine = prepare_database(settings)
     sessions = db.session_factory(engine)
     renderer = Renderer(config.templates.directory)
-    ingestor = Ingestor(config, renderer, sessions, utcnow)
+    secret = settings.secrets.agent_secret
+    ingestor = Ingestor(config, renderer, sessions, utcnow,
+                        secret.get_secret_value().encode() if secret else b"")
     smtp_password = settings.secrets.smtp_password
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
                           sessions, utcnow)

@@ -31,6 +31,10 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "last_outbound_at": iso(ticket.last_outbound_at),
         "discount_code": ticket.discount_code,
         "message_count": message_count,
+        "assigned_to": ticket.assigned_to,
+        "tags": [t for t in ticket.tags.split(",") if t],
+        "status_line": ticket.status_line,
+        "wait_until": iso(ticket.wait_until),
     }
 
 

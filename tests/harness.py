@@ -15,10 +15,11 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from mailservers import Dovecot, SmtpSink
+from mailservers import CapturedMail, Dovecot, SmtpSink
 
 SHOP_USER = "incidencias"
 SHOP_ADDRESS = "incidencias@example.com"
+AGENTS = ("agent1@example.com", "agent2@example.com")
 
 
 def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
@@ -60,9 +61,23 @@ url = "{db_url}"
 
 [updates]
 every = "{updates_every}"
+
+[agents]
+addresses = ["agent1@example.com", "agent2@example.com"]
+language = "es"
+secret = "test-agent-secret"
 {extra}
 """)
     return config
+
+
+def to_customers(sink: SmtpSink) -> list[CapturedMail]:
+    """What the sink received for anyone but the agents."""
+    return [m for m in sink.messages if not set(m.rcpt_tos) & set(AGENTS)]
+
+
+def to_agent(sink: SmtpSink, agent: str) -> list[CapturedMail]:
+    return [m for m in sink.messages if agent in m.rcpt_tos]
 
 
 def command(config: Path, *args: str) -> list[str]:

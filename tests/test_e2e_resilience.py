@@ -14,6 +14,7 @@ from harness import (
     customer_email,
     run_once,
     start_daemon,
+    to_customers,
     wait_until,
     write_config,
 )
@@ -104,10 +105,11 @@ def test_sigkill_at_several_points_loses_nothing_and_sends_no_acknowledgement_tw
     assert imap.folder_uids(SHOP_USER, "INBOX") == []
     assert len(acks) == new and len({a.ticket_id for a in acks}) == new
     assert all(a.status == "sent" for a in acks)
-    delivered = Counter(m.message["Message-ID"] for m in smtp_sink.messages)
-    per_ticket = Counter(m.message["X-Incidencias-Ticket"] for m in smtp_sink.messages)
+    customer_mail = to_customers(smtp_sink)
+    delivered = Counter(m.message["Message-ID"] for m in customer_mail)
+    per_ticket = Counter(m.message["X-Incidencias-Ticket"] for m in customer_mail)
     distinct_per_ticket: dict[str, set[str]] = {}
-    for m in smtp_sink.messages:
+    for m in customer_mail:
         distinct_per_ticket.setdefault(m.message["X-Incidencias-Ticket"], set()).add(
             m.message["Message-ID"])
     resent_identical = sum(n - 1 for n in delivered.values())

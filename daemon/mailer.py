@@ -1,0 +1,145 @@
+"""Queue outgoing mail inside the caller's transaction: render → compose → outbox (+ history).
+
+Customers get mail in their language, threaded on their conversation; agents get one mail each
+(in `[agents] language`) whose Message-ID carries their signed token, so their reply proves itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from daemon.agent_auth import ANY_AGENT, notification_id
+from daemon.commands import command_help
+from daemon.compose import Outgoing, Thread, compose
+from daemon.config import Config
+from daemon.message import Attachment
+from daemon.models import Direction, Message, OutboxItem, Ticket
+from daemon.rendering import Renderer
+
+_THREAD_DEPTH = 20
+
+
+class Mailer:
+    def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
+                 agent_secret: bytes) -> None:
+        self.config = config
+        self.renderer = renderer
+        self.clock = clock
+        self.agent_secret = agent_secret
+
+    def shop_context(self) -> dict[str, str | None]:
+        shop = self.config.shop
+        return {"name": shop.name, "address": shop.address, "phone": shop.phone, "web": shop.web,
+                "signature": shop.signature}
+
+    def customer_thread(self, session: Session, ticket: Ticket) -> Thread:
+        """In-Reply-To the customer's latest message, References the conversation so far.
+
+        Only ids the customer has seen are named: never an agent's own message or a note.
+        """
+        rows = session.execute(
+            select(Message.message_id, Message.direction).where(
+                Message.ticket_id == ticket.id,
+                Message.direction.in_((Direction.IN, Direction.OUT)))
+            .order_by(Message.id)
+        ).all()
+        latest_in = next((mid for mid, d in reversed(rows) if d == Direction.IN), None)
+        chain = [mid for mid, _ in rows][-_THREAD_DEPTH:]
+        return Thread(in_reply_to=latest_in, references=tuple(m for m in chain if m != latest_in),
+                      thread_index=ticket.thread_index)
+
+    def to_customer(self, session: Session, ticket: Ticket, template: str,
+                    variables: Mapping[str, Any], *, kind: str, thread: Thread,
+                    automatic: str | None, direction: str = Direction.OUT,
+                    attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
+                    ) -> OutboxItem:
+        """Queue a mail to the customer and record it in the ticket's history."""
+        now = self.clock()
+        shop = self.config.shop
+        rendered = self.renderer.render(
+            template, ticket.language,
+            {"shop": self.shop_context(),
+             "ticket": {"number": ticket.id, "subject": ticket.subject,
+                        "customer_name": ticket.customer_name},
+             **variables},
+            fallback_language=shop.default_language)
+        outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
+                           shop_address=shop.address,
+                           to=[(ticket.customer_name, ticket.customer_email)], rendered=rendered,
+                           language=ticket.language, thread=thread, automatic=automatic, now=now,
+                           attachments=attachments)
+        item = self._enqueue(session, ticket, outgoing, now)
+        name, email = author or (shop.name, shop.address)
+        session.add(Message(ticket_id=ticket.id, direction=direction,
+                            message_id=outgoing.message_id, in_reply_to=thread.in_reply_to or "",
+                            references=" ".join(thread.references), from_email=email,
+                            from_name=name, to=ticket.customer_email, subject=rendered.subject,
+                            text=variables.get("text") or rendered.text, full_text=rendered.text,
+                            kind=kind, created_at=now))
+        ticket.last_outbound_at = now
+        ticket.updated_at = now
+        return item
+
+    def to_agents(self, session: Session, ticket: Ticket | None, template: str,
+                  variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
+                  from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
+        """One mail per agent, each with its own signed Message-ID; returns how many were queued."""
+        now = self.clock()
+        shop = self.config.shop
+        domain = shop.address.rpartition("@")[2]
+        number = ticket.id if ticket is not None else 0
+        context = {"shop": self.shop_context(), "commands": command_help(),
+                   "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
+                   **variables}
+        rendered = self.renderer.render(template, self.config.agents.language, context,
+                                        fallback_language="en")
+        notify = set(self.config.agents.notify)
+        queued = 0
+        for recipient in dict.fromkeys(recipients):
+            signer = ANY_AGENT if recipient in notify else recipient
+            outgoing = compose(kind=kind, ticket=number, shop_name=shop.name,
+                               shop_address=shop.address, to=[("", recipient)], rendered=rendered,
+                               language=self.config.agents.language, thread=Thread(),
+                               automatic="auto-generated", now=now, from_name=from_name,
+                               message_id=notification_id(self.agent_secret, number, signer, domain),
+                               attachments=attachments)
+            self._enqueue(session, ticket, outgoing, now)
+            queued += 1
+        return queued
+
+    def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
+        """The ticket summary agents see: status, age, language, last contact, message count."""
+        zone = ZoneInfo(self.config.shop.timezone)
+        count = session.scalar(select(func.count()).select_from(Message)
+                               .where(Message.ticket_id == ticket.id)) or 0
+        return {
+            "number": ticket.id, "subject": ticket.subject, "customer_name": ticket.customer_name,
+            "status": ticket.status, "language": ticket.language,
+            "created_at": _shop_time(ticket.created_at, zone),
+            "age_days": max(0, (self.clock() - ticket.created_at).days),
+            "last_contact": (_shop_time(ticket.last_outbound_at, zone)
+                             if ticket.last_outbound_at else None),
+            "message_count": count,
+        }
+
+    def all_agents(self) -> list[str]:
+        return [*self.config.agents.addresses, *self.config.agents.notify]
+
+    def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Outgoing,
+                 now: datetime) -> OutboxItem:
+        item = OutboxItem(ticket_id=ticket.id if ticket is not None else None, kind=outgoing.kind,
+                          message_id=outgoing.message_id, mail_from=outgoing.mail_from,
+                          recipients="\n".join(outgoing.recipients), raw=outgoing.raw,
+                          created_at=now, next_attempt_at=now)
+        session.add(item)
+        return item
+
+
+def _shop_time(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
