@@ -11,22 +11,34 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.commands import Command, ParsedReply, parse_reply
 from daemon.config import Config
+from daemon.lifecycle import Lifecycle
 from daemon.mailer import Mailer
 from daemon.message import ParsedMessage
-from daemon.models import Attachment, Direction, Message, RawMessage, Ticket, TicketStatus
+from daemon.models import (
+    Attachment,
+    Direction,
+    Message,
+    Promise,
+    RawMessage,
+    Ticket,
+    TicketStatus,
+)
 from daemon.quoting import visible_text
 
 log = logging.getLogger(__name__)
 
 
 class AgentReplies:
-    def __init__(self, config: Config, mailer: Mailer, clock: Callable[[], datetime]) -> None:
+    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+                 clock: Callable[[], datetime]) -> None:
         self.config = config
         self.mailer = mailer
+        self.lifecycle = lifecycle
         self.clock = clock
 
     def handle(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
@@ -48,8 +60,17 @@ class AgentReplies:
                  "delivered": False},
                 kind="command-error", recipients=[agent])
         queued = 0
+        closing = next((c for c in reply.commands if c.name == "close"), None)
         for command in reply.commands:
-            queued += self._apply(session, ticket, command, agent)
+            if command is not closing:
+                queued += self._apply(session, ticket, command, agent)
+        if closing is not None:
+            self._record(session, ticket, parsed, row, reply.body, "close", Direction.AGENT)
+            self.lifecycle.close(session, ticket, percent=closing.percent,
+                                 no_discount=closing.no_discount,
+                                 personal_line=closing.text or reply.body or None)
+            self._answered(ticket)
+            return queued + 1
         if reply.is_note:
             self._record(session, ticket, parsed, row, reply.body, "note")
             log.info("ticket=%d internal note from an agent", ticket.id)
@@ -59,6 +80,7 @@ class AgentReplies:
             self._record(session, ticket, parsed, row, "", "commands")
             return queued
         self._record(session, ticket, parsed, row, reply.body, "agent-reply", Direction.AGENT)
+        self._answered(ticket)
         self.mailer.to_customer(
             session, ticket, "agent_reply", {"agent_name": agent_name, "text": reply.body},
             kind="agent-reply", thread=self.mailer.customer_thread(session, ticket),
@@ -66,6 +88,11 @@ class AgentReplies:
         log.info("ticket=%d agent reply relayed to the customer", ticket.id)
         return queued + 1 + self._copy_to_team(session, ticket, parsed, agent, agent_name, "reply",
                                                reply)
+
+    def _answered(self, ticket: Ticket) -> None:
+        now = self.clock()
+        ticket.last_agent_reply_at = now
+        ticket.first_agent_reply_at = ticket.first_agent_reply_at or now
 
     def _copy_to_team(self, session: Session, ticket: Ticket, parsed: ParsedMessage, agent: str,
                       agent_name: str, kind: str, reply: ParsedReply) -> int:
@@ -82,12 +109,20 @@ class AgentReplies:
     def _apply(self, session: Session, ticket: Ticket, command: Command, agent: str) -> int:
         """One command's effect on the ticket; returns mails queued (only #help sends any)."""
         name = command.name
-        if name == "close":
-            ticket.status = TicketStatus.CLOSED
-        elif name == "reopen":
+        now = self.clock()
+        if name == "reopen":
             ticket.status = TicketStatus.OPEN
+            ticket.closed_at = None
         elif name == "waiting":
             ticket.status = TicketStatus.WAITING
+            ticket.waiting_since, ticket.waiting_reminded_at = now, None
+        elif name == "promise" and command.until is not None:
+            session.add(Promise(ticket_id=ticket.id, agent=agent, text=command.text,
+                                due_at=command.until, created_at=now))
+        elif name == "done":
+            for promise in session.scalars(select(Promise).where(
+                    Promise.ticket_id == ticket.id, Promise.done_at.is_(None))):
+                promise.done_at = now
         elif name == "wait":
             ticket.wait_until = command.until
         elif name == "assign":
@@ -103,7 +138,7 @@ class AgentReplies:
         elif name == "help":
             return self.mailer.to_agents(session, ticket, "agent_help", {}, kind="help",
                                          recipients=[agent])
-        ticket.updated_at = self.clock()
+        ticket.updated_at = now
         log.info("ticket=%d #%s by agent", ticket.id, name)
         return 0
 

@@ -56,6 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("number", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_tickets_show)
+    close = tickets.add_parser("close", help="close as an agent's #close would")
+    close.add_argument("number", type=int)
+    discount = close.add_mutually_exclusive_group()
+    discount.add_argument("--discount", type=int, metavar="P", help="discount percent (0-100)")
+    discount.add_argument("--no-discount", action="store_true")
+    close.add_argument("--message", default=None, help="a personal line for the closing email")
+    close.set_defaults(handler=cmd_tickets_close)
+
+    discounts = commands.add_parser("discounts", help="discount codes").add_subparsers(
+        dest="discounts_command", required=True, metavar="ACTION")
+    export = discounts.add_parser("export", help="issued codes as CSV, for the shop platform")
+    export.add_argument("--output", "-o", type=Path, default=None, help="file (default: stdout)")
+    export.add_argument("--source", choices=["generated", "pool"], default=None)
+    export.set_defaults(handler=cmd_discounts_export)
+
     templates = commands.add_parser("templates", help="preview message templates").add_subparsers(
         dest="templates_command", required=True, metavar="ACTION")
     templates.add_parser("list", help="every template and its languages").set_defaults(
@@ -191,4 +206,40 @@ def cmd_templates_render(settings: Settings, args: argparse.Namespace) -> int:
                              else shop.default_language)
     rendered = renderer.render(args.name, language, context, fallback_language=language)
     print(f"Subject: {rendered.subject}\nContent-Language: {language}\n\n{rendered.text}")
+    return EXIT_OK
+
+
+def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.models import Ticket, TicketStatus
+    from daemon.service import build
+
+    if args.discount is not None and not 0 <= args.discount <= 100:
+        print("incidencias: --discount: expected a percent from 0 to 100", file=sys.stderr)
+        return EXIT_USAGE
+    parts = build(settings)
+    with parts.sessions.begin() as session:
+        ticket = session.get(Ticket, args.number, with_for_update=True)
+        if ticket is None:
+            print(f"incidencias: no ticket #{args.number}", file=sys.stderr)
+            return EXIT_FAILURE
+        if ticket.status == TicketStatus.CLOSED:
+            print(f"incidencias: ticket #{args.number} is already closed", file=sys.stderr)
+            return EXIT_FAILURE
+        code = parts.lifecycle.close(session, ticket, percent=args.discount,
+                                     no_discount=args.no_discount, personal_line=args.message)
+    print(f"ticket #{args.number} closed" + (f" with discount code {code}" if code else "")
+          + "; the closing email is in the outbox and goes out with the daemon's next delivery")
+    return EXIT_OK
+
+
+def cmd_discounts_export(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.discounts import export_csv
+
+    with _open(settings)() as session:
+        if args.output is None:
+            rows = export_csv(session, sys.stdout, args.source)
+        else:
+            with args.output.open("w", newline="", encoding="utf-8") as out:
+                rows = export_csv(session, out, args.source)
+    print(f"{rows} code(s) exported", file=sys.stderr)
     return EXIT_OK

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 import zoneinfo
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from daemon.business_hours import WEEKDAYS
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -92,6 +94,20 @@ class ShopConfig(_Section):
     @classmethod
     def _default_code(cls, value: str) -> str:
         return _language_code(value)
+
+
+def business_hours(value: str) -> tuple[time, time]:
+    """ "09:00-20:00" → (09:00, 20:00); the window must not be empty."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    if not match:
+        raise ValueError(f'expected hours such as "09:00-20:00", got {value!r}')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if not (0 <= h1 <= 23 and 0 <= h2 <= 24 and m1 < 60 and m2 < 60):
+        raise ValueError(f"not a time of day in {value!r}")
+    start, end = time(h1, m1), time(23, 59, 59) if h2 == 24 else time(h2, m2)
+    if start >= end:
+        raise ValueError(f"the window {value!r} is empty")
+    return start, end
 
 
 def _language_code(code: str) -> str:
@@ -166,6 +182,30 @@ class AgentsConfig(_Section):
 
 class UpdatesConfig(_Section):
     every: Duration = timedelta(days=3)
+    hours: str = "09:00-20:00"
+    days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat"],
+                            min_length=1)
+    waiting_reminder_after: Duration = timedelta(days=3)
+    sweep_every: Duration = timedelta(seconds=60)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        business_hours(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        days = [d.strip().lower()[:3] for d in value]
+        unknown = [d for d in days if d not in WEEKDAYS]
+        if unknown:
+            raise ValueError(f"unknown day(s) {unknown}; use mon, tue, wed, thu, fri, sat, sun")
+        return days
+
+    @property
+    def window(self) -> tuple[time, time]:
+        return business_hours(self.hours)
 
     @field_validator("every")
     @classmethod
@@ -181,6 +221,24 @@ class UpdatesConfig(_Section):
 class ClosingConfig(_Section):
     discount_percent: int = Field(default=10, ge=0, le=100)
     discount_provider: Literal["generated", "pool"] = "generated"
+    discount_valid_for: Duration = timedelta(days=90)
+    code_prefix: str = Field(default="GRACIAS", pattern=r"^[A-Za-z0-9]{1,20}$")
+    pool_file: Path | None = None
+    pool_warn_below: int = Field(default=10, ge=0)
+    terms: dict[str, str] = Field(default_factory=dict)
+    reopen_within: Duration = timedelta(days=14)
+
+    @model_validator(mode="after")
+    def _pool_needs_a_file(self) -> ClosingConfig:
+        if self.discount_provider == "pool" and self.pool_file is None:
+            raise ValueError('discount_provider = "pool" needs pool_file (a file of codes)')
+        return self
+
+
+class EscalationConfig(_Section):
+    unanswered_after: Duration = timedelta(days=1)
+    open_longer_than: Duration = timedelta(days=10)
+    digest_hour: int | None = Field(default=8, ge=0, le=23)
 
 
 class TemplatesConfig(_Section):
@@ -197,6 +255,7 @@ class Config(_Section):
     agents: AgentsConfig = AgentsConfig()
     updates: UpdatesConfig = UpdatesConfig()
     closing: ClosingConfig = ClosingConfig()
+    escalation: EscalationConfig = EscalationConfig()
     templates: TemplatesConfig = TemplatesConfig()
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from daemon.classify import Classification, Kind, classify
 from daemon.compose import Thread
 from daemon.config import Config
 from daemon.language import detect_language
+from daemon.lifecycle import Lifecycle, days_until_update
 from daemon.mailer import Mailer
 from daemon.matching import match_ticket
 from daemon.message import ParsedMessage
@@ -39,7 +40,7 @@ from daemon.models import (
 )
 from daemon.parsing import parse
 from daemon.quoting import visible_text
-from daemon.rendering import Renderer
+from daemon.satisfaction import satisfaction_score
 from daemon.store import TicketStore
 from daemon.subjects import subject_key
 
@@ -73,14 +74,15 @@ class Outcome:
 class Ingestor:
     """Applies received mail to tickets; the clock and the database are passed in."""
 
-    def __init__(self, config: Config, renderer: Renderer, sessions: sessionmaker[Session],
-                 clock: Callable[[], datetime], agent_secret: bytes = b"") -> None:
+    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+                 sessions: sessionmaker[Session], clock: Callable[[], datetime],
+                 agent_secret: bytes) -> None:
         self.config = config
         self.sessions = sessions
         self.clock = clock
         self.agent_secret = agent_secret
-        self.mailer = Mailer(config, renderer, clock, agent_secret)
-        self.agent_replies = AgentReplies(config, self.mailer, clock)
+        self.mailer = mailer
+        self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
         """Store and process one message; never raises for bad mail, only for database trouble."""
@@ -151,7 +153,7 @@ class Ingestor:
         if match.ticket is None:
             return self._open_ticket(session, parsed, email_message, row, verdict)
         return self._follow_up(session, session.get_one(Ticket, match.ticket), parsed, row,
-                               match.rule)
+                               match.rule, email_message, verdict)
 
     def _from_agent(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
                     row: RawMessage, verdict: Classification) -> Outcome:
@@ -164,22 +166,54 @@ class Ingestor:
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
 
     def _follow_up(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
-                   rule: str) -> Outcome:
+                   rule: str, email_message: EmailMessage, verdict: Classification) -> Outcome:
+        now = self.clock()
+        queued = 0
+        reopened = False
+        if ticket.status == TicketStatus.CLOSED:
+            score = satisfaction_score(visible_text(parsed.text))
+            if score is not None:
+                ticket.satisfaction = score
+                self._record(session, ticket, parsed, row, Direction.IN, kind="satisfaction")
+                log.info("ticket=%d satisfaction score %d recorded", ticket.id, score)
+                return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+            if ticket.closed_at is None or now - ticket.closed_at > self.config.closing.reopen_within:
+                log.info("ticket=%d closed too long ago: the reply opens a new ticket", ticket.id)
+                return self._open_ticket(session, parsed, email_message, row, verdict,
+                                         previous=ticket)
+            reopened = True
+            queued += self._tell_customer_reopened(session, ticket, parsed)
         self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
         if parsed.sender.email == ticket.customer_email:
             TicketStore(session).add_participants(ticket, self._copied(parsed))
-        reopened = ticket.status == TicketStatus.CLOSED
         if ticket.status != TicketStatus.OPEN:
             log.info("ticket=%d back to open after a customer message (was %s)", ticket.id,
                      ticket.status)
             ticket.status = TicketStatus.OPEN
-        ticket.updated_at = self.clock()
-        queued = self._notify_agents(session, ticket, parsed, "agent_followup", {"reopened": reopened})
+            ticket.waiting_since = ticket.waiting_reminded_at = None
+        ticket.updated_at = now
+        queued += self._notify_agents(session, ticket, parsed, "agent_followup",
+                                      {"reopened": reopened})
         log.info("ticket=%d follow-up joined by %s", ticket.id, rule)
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
 
+    def _tell_customer_reopened(self, session: Session, ticket: Ticket,
+                                parsed: ParsedMessage) -> int:
+        ticket.status = TicketStatus.OPEN
+        ticket.closed_at = None
+        self.mailer.to_customer(
+            session, ticket, "reopened",
+            {"update_days": days_until_update(self.config.updates.every)},
+            kind="reopened",
+            thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
+                          thread_index=ticket.thread_index),
+            automatic="auto-replied")
+        log.info("ticket=%d reopened by the customer", ticket.id)
+        return 1
+
     def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
-                     row: RawMessage, verdict: Classification) -> Outcome:
+                     row: RawMessage, verdict: Classification,
+                     previous: Ticket | None = None) -> Outcome:
         now = self.clock()
         shop = self.config.shop
         customer = parsed.reply_to[0] if parsed.reply_to else parsed.sender
@@ -194,6 +228,7 @@ class Ingestor:
             created_at=now,
             updated_at=now,
             thread_index=(parsed.header("Thread-Index") or "")[:400] or None,
+            previous_ticket_id=previous.id if previous is not None else None,
         )
         session.add(ticket)
         session.flush()
@@ -290,8 +325,3 @@ class Ingestor:
 
 class UnlinkedAutomaticMail(Exception):
     """An auto-reply or bounce that answers nothing we know: kept in quarantine for a human."""
-
-
-def days_until_update(every: timedelta) -> int:
-    """Whole days the customer may wait for news at most, as promised in the acknowledgement."""
-    return max(1, -(-int(every.total_seconds()) // 86400))

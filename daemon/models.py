@@ -60,13 +60,25 @@ class Ticket(Base):
     tags: Mapped[str] = mapped_column(Text, default="")
     status_line: Mapped[str | None] = mapped_column(Text, default=None)
     wait_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_agent_reply_at: Mapped[datetime | None] = mapped_column(default=None)
+    first_agent_reply_at: Mapped[datetime | None] = mapped_column(default=None)
+    waiting_since: Mapped[datetime | None] = mapped_column(default=None)
+    waiting_reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    unanswered_reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    age_reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    satisfaction: Mapped[int | None] = mapped_column(default=None)
+    previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
     )
     participants: Mapped[list[Participant]] = relationship(cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_tickets_sender_subject", "customer_email", "subject_key"),)
+    __table_args__ = (
+        Index("ix_tickets_sender_subject", "customer_email", "subject_key"),
+        Index("ix_tickets_status_last_outbound", "status", "last_outbound_at"),
+    )
 
 
 class Participant(Base):
@@ -173,6 +185,48 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class Promise(Base):
+    """A commitment an agent made to a customer (#promise), reminded when due, flagged when missed."""
+
+    __tablename__ = "promises"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    agent: Mapped[str] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(default=None)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DiscountCode(Base):
+    """A discount code: from the shop's pool (ticket_id empty until claimed) or generated on close."""
+
+    __tablename__ = "discount_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    percent: Mapped[int | None] = mapped_column(default=None)
+    valid_until: Mapped[datetime | None] = mapped_column(default=None)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_discount_codes_free", "source", "claimed_at"),)
+
+
+class KeyValue(Base):
+    """Small bits of daemon state that must survive a restart (e.g. the last digest's date)."""
+
+    __tablename__ = "daemon_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class AgentWarning(Base):

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
@@ -19,9 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db
 from daemon.config import Settings
+from daemon.discounts import load_pool, make_provider
 from daemon.imap_inbox import ImapInbox
 from daemon.ingest import Ingestor
 from daemon.intake import Intake
+from daemon.lifecycle import Lifecycle
+from daemon.mailer import Mailer
 from daemon.models import utcnow
 from daemon.outbox import OutboxSender
 from daemon.rendering import Renderer
@@ -40,6 +45,8 @@ class Components:
     engine: Engine
     sessions: sessionmaker[Session]
     renderer: Renderer
+    mailer: Mailer
+    lifecycle: Lifecycle
     ingestor: Ingestor
     sender: OutboxSender
 
@@ -57,18 +64,34 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
-def build(settings: Settings) -> Components:
-    config = settings.config
+def build(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Components:
     engine = prepare_database(settings)
     sessions = db.session_factory(engine)
+    return assemble(settings, engine, sessions, clock)
+
+
+def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session],
+             clock: Callable[[], datetime] = utcnow) -> Components:
+    """Wire the pipeline's parts together; the clock and the database are passed in."""
+    config = settings.config
     renderer = Renderer(config.templates.directory)
     secret = settings.secrets.agent_secret
-    ingestor = Ingestor(config, renderer, sessions, utcnow,
-                        secret.get_secret_value().encode() if secret else b"")
+    agent_secret = secret.get_secret_value().encode() if secret else b""
+    mailer = Mailer(config, renderer, clock, agent_secret)
+    closing = config.closing
+    provider = make_provider(closing.discount_provider, prefix=closing.code_prefix,
+                             valid_for=closing.discount_valid_for)
+    if closing.pool_file is not None:
+        with sessions.begin() as session:
+            added = load_pool(session, closing.pool_file)
+        if added:
+            log.info("loaded %d new discount code(s) from %s", added, closing.pool_file)
+    lifecycle = Lifecycle(config, mailer, sessions, clock, provider)
+    ingestor = Ingestor(config, mailer, lifecycle, sessions, clock, agent_secret)
     smtp_password = settings.secrets.smtp_password
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
-                          sessions, utcnow)
-    return Components(engine, sessions, renderer, ingestor, sender)
+                          sessions, clock)
+    return Components(engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
 
 
 def _inbox(settings: Settings) -> ImapInbox:
@@ -77,7 +100,7 @@ def _inbox(settings: Settings) -> ImapInbox:
 
 
 async def run_once(settings: Settings) -> int:
-    """One full cycle: every waiting message, then the outbox with a few bounded retries."""
+    """One full cycle: every waiting message, then the whole outbox in batches, with bounded retries."""
     parts = build(settings)
     stop = threading.Event()
     inbox = _inbox(settings)
@@ -93,13 +116,17 @@ async def run_once(settings: Settings) -> int:
                  report.new_tickets, report.quarantined)
 
     await asyncio.to_thread(fetch_all)
-    attempts = settings.config.smtp.max_attempts_per_run
-    for attempt in range(attempts):
+    await asyncio.to_thread(parts.lifecycle.sweep)
+    retries_left = settings.config.smtp.max_attempts_per_run
+    while True:
         report = await parts.sender.deliver_due(ignore_schedule=True)
-        if not report.deferred:
+        if report.deferred:
+            retries_left -= 1
+            if retries_left <= 0:
+                break
+            await asyncio.sleep(2.0 ** (settings.config.smtp.max_attempts_per_run - retries_left - 1))
+        elif not (report.sent or report.failed):
             break
-        if attempt + 1 < attempts:
-            await asyncio.sleep(2.0 ** attempt)
     waiting = await asyncio.to_thread(parts.sender.pending_count)
     parts.engine.dispose()
     if waiting:
@@ -129,6 +156,20 @@ async def run_forever(settings: Settings) -> int:
     scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
     scheduler.add_job(wake.set, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
                       coalesce=True, max_instances=1)
+
+    async def lifecycle_sweep() -> None:
+        try:
+            report = await asyncio.to_thread(parts.lifecycle.sweep)
+        except Exception:
+            log.exception("scheduled work failed; it is retried at the next sweep")
+            return
+        if report.total:
+            wake.set()
+
+    scheduler.add_job(lifecycle_sweep, "interval",
+                      seconds=settings.config.updates.sweep_every.total_seconds(),
+                      id="lifecycle-sweep", coalesce=True, max_instances=1,
+                      next_run_time=datetime.now(UTC))
     scheduler.start()
     intake_done = asyncio.ensure_future(asyncio.to_thread(intake.run_forever))
     log.info("incidencias running for %s", settings.config.shop.address)

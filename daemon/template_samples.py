@@ -2,11 +2,14 @@
 
 Each name has a full variant (every optional value present) and a sparse one (optional values
 None, empty subject and name), so checking a template exercises both sides of its conditionals.
+A template whose text depends on a kind of event (`agent_notice`) has further full variants, one
+per kind, between the two.
 The keys here are the contract documented in templates/CONTEXT.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 CUSTOMER_TEMPLATES: tuple[str, ...] = (
@@ -25,6 +28,9 @@ AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_digest",
     "agent_forged_warning",
     "agent_bounce",
+    "agent_copy",
+    "agent_help",
+    "agent_notice",
 )
 
 
@@ -34,8 +40,8 @@ def sample_context(name: str) -> dict[str, Any]:
 
 
 def sample_variants(name: str) -> list[dict[str, Any]]:
-    """The full sample, then a sparse one with every optional value absent."""
-    return [sample_context(name), _sparse(name)]
+    """The full sample, any further full ones, then a sparse one with every optional value absent."""
+    return [sample_context(name), *(make() for make in _MORE.get(name, ())), _sparse(name)]
 
 
 def _shop() -> dict[str, Any]:
@@ -78,6 +84,19 @@ _CUSTOMER_TEXT = (
     "¿Me podéis decir qué pasa? Lo necesito para un regalo.\n\n"
     "Gracias, María"
 )
+_AGENT_TEXT = (
+    "Hola María:\n\n"
+    "He hablado con la empresa de transporte: tu paquete se quedó retenido en el centro de "
+    "Zaragoza y sale hoy mismo. Puedes seguirlo aquí: https://tracking.example.com/58213\n\n"
+    "Si prefieres que te lo enviemos de nuevo por mensajería urgente, dímelo y lo preparo."
+)
+_HELP_COMMANDS = [
+    "#close — cierra la incidencia y envía al cliente la despedida con un código de descuento",
+    "#close 15 — igual, con un 15 % de descuento",
+    "#note — el mensaje queda como nota interna; el cliente no lo ve",
+    "#wait 2d — no te recordamos la incidencia hasta dentro de 2 días",
+    "#help — este mensaje",
+]
 
 
 def _acknowledgement() -> dict[str, Any]:
@@ -89,12 +108,7 @@ def _agent_reply() -> dict[str, Any]:
         "shop": _shop(),
         "ticket": _customer_ticket(),
         "agent_name": "Lucía",
-        "text": (
-            "Hola María:\n\n"
-            "He hablado con la empresa de transporte: tu paquete se quedó retenido en el centro de "
-            "Zaragoza y sale hoy mismo. Puedes seguirlo aquí: https://tracking.example.com/58213\n\n"
-            "Si prefieres que te lo enviemos de nuevo por mensajería urgente, dímelo y lo preparo."
-        ),
+        "text": _AGENT_TEXT,
     }
 
 
@@ -203,6 +217,24 @@ def _agent_digest() -> dict[str, Any]:
         ],
         "opened": 3,
         "closed": 5,
+        "open": 1,
+        "waiting": 1,
+        "overdue_updates": 2,
+        "promises_due": [
+            {
+                "number": 1042,
+                "promise": "Llamar a la transportista y confirmar la entrega",
+                "agent": "lucia@example.com",
+                "due": "2026-11-21 17:00",
+            },
+            {
+                "number": 1039,
+                "promise": "Enviar la talla M en cuanto llegue al almacén",
+                "agent": "ana@example.com",
+                "due": "2026-11-22 09:00",
+            },
+        ],
+        "first_response_hours": 5.4,
     }
 
 
@@ -229,6 +261,70 @@ def _agent_bounce() -> dict[str, Any]:
     }
 
 
+def _agent_copy() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "customer": _customer(),
+        "agent_name": "Lucía",
+        "agent_email": "lucia@example.com",
+        "kind": "reply",
+        "text": _AGENT_TEXT,
+        "attachments": [{"filename": "justificante-envio.pdf", "size": 48_213}],
+        "commands": list(_COMMANDS),
+    }
+
+
+def _agent_help() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _agent_ticket(), "commands": list(_HELP_COMMANDS)}
+
+
+def _agent_notice() -> dict[str, Any]:
+    return _notice(
+        "promise_due",
+        {
+            "promise": "Llamar a la transportista y confirmar la entrega",
+            "agent": "lucia@example.com",
+            "due": "2026-11-21 17:00",
+        },
+    )
+
+
+def _notice(notice: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "commands": list(_COMMANDS),
+        "notice": notice,
+        "details": details,
+    }
+
+
+def _promise_overdue_notice() -> dict[str, Any]:
+    return {**_agent_notice(), "notice": "promise_overdue"}
+
+
+def _discount_problem_notice() -> dict[str, Any]:
+    closed = {**_agent_ticket(), "status": "closed"}
+    problem = "the discount pool has no code for 15% (3 of other values left)"
+    return {**_notice("discount_problem", {"problem": problem, "remaining": 3}), "ticket": closed}
+
+
+def _discount_problem_uncounted_notice() -> dict[str, Any]:
+    context = _discount_problem_notice()
+    context["details"] = {"problem": "the shop's discount API did not answer", "remaining": None}
+    return context
+
+
+def _pool_low_notice() -> dict[str, Any]:
+    return {**_notice("pool_low", {"remaining": 4}), "ticket": {**_agent_ticket(), "status": "closed"}}
+
+
+def _unknown_notice() -> dict[str, Any]:
+    # not a kind the daemon sends today: templates must still show a kind they do not know
+    return _notice("export_failed", {"file": "/var/lib/incidencias/codes.csv", "error": "disk full"})
+
+
 _FULL = {
     "acknowledgement": _acknowledgement,
     "agent_reply": _agent_reply,
@@ -243,6 +339,20 @@ _FULL = {
     "agent_digest": _agent_digest,
     "agent_forged_warning": _agent_forged_warning,
     "agent_bounce": _agent_bounce,
+    "agent_copy": _agent_copy,
+    "agent_help": _agent_help,
+    "agent_notice": _agent_notice,
+}
+
+# Further full variants, for templates whose text depends on the kind of event.
+_MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
+    "agent_notice": (
+        _promise_overdue_notice,
+        _discount_problem_notice,
+        _discount_problem_uncounted_notice,
+        _pool_low_notice,
+        _unknown_notice,
+    ),
 }
 
 # Values replaced by their "absent" form in the sparse variant.
@@ -264,6 +374,11 @@ _SPARSE = {
     "tickets": [],
     "opened": 0,
     "closed": 0,
+    "open": 0,
+    "waiting": 0,
+    "overdue_updates": 0,
+    "promises_due": [],
+    "first_response_hours": None,
     "reason": None,
     "customer": {"name": "", "email": "maria.garcia@example.net"},
 }
@@ -278,6 +393,12 @@ def _sparse(name: str) -> dict[str, Any]:
     for key, value in _SPARSE.items():
         if key in context:
             context[key] = value
-    if name == "agent_forged_warning":
-        context["ticket"] = None  # a forged message may name no ticket at all
+    if name in ("agent_forged_warning", "agent_help"):
+        context["ticket"] = None  # a forged message or a #help may name no ticket at all
+    if name == "agent_copy":
+        context["kind"] = "note"  # the full sample is a reply; this takes the note branch
+        context["text"] = "Ha llamado por teléfono: prefiere esperar al paquete, no reenviarlo."
+    if name == "agent_notice":
+        # a low pool can be noticed with no ticket at hand, and may be down to its last code
+        context.update(ticket=None, notice="pool_low", details={"remaining": 1})
     return context

@@ -24,7 +24,7 @@ AGENTS = ("agent1@example.com", "agent2@example.com")
 
 def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
                  database_url: str | None = None, updates_every: str = "3d",
-                 idle: bool = True) -> Path:
+                 idle: bool = True, updates: str = "", closing: str = "") -> Path:
     """A config.toml for the servers under test; `extra` is appended TOML (new sections)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "imap-password").write_text(imap.password + "\n")
@@ -61,6 +61,13 @@ url = "{db_url}"
 
 [updates]
 every = "{updates_every}"
+{updates}
+
+[escalation]
+digest_hour = 23
+
+[closing]
+{closing}
 
 [agents]
 addresses = ["agent1@example.com", "agent2@example.com"]

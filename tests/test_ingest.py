@@ -8,34 +8,44 @@ from pathlib import Path
 
 import pytest
 from harness import customer_email
-from sqlalchemy import select
+from pydantic import SecretStr
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db
-from daemon.config import Config
-from daemon.ingest import Ingestor, Source, days_until_update
+from daemon.config import Config, Secrets, Settings
+from daemon.ingest import Ingestor, Source
+from daemon.lifecycle import days_until_update
 from daemon.models import Message, OutboxItem, RawMessage, Ticket
-from daemon.rendering import Renderer
+from daemon.service import assemble
 
 NOW = datetime(2026, 3, 2, 10, 0)
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> sessionmaker[Session]:
+def engine(tmp_path: Path) -> Engine:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
     db.upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
     return db.session_factory(engine)
 
 
 @pytest.fixture
-def ingestor(sessions: sessionmaker[Session]) -> Ingestor:
+def ingestor(engine: Engine, sessions: sessionmaker[Session]) -> Ingestor:
     config = Config.model_validate({
         "shop": {"name": "Tienda", "address": "incidencias@example.com",
                  "languages": ["es", "fr", "en"], "default_language": "es"},
         "imap": {"host": "127.0.0.1", "security": "none", "username": "u"},
         "smtp": {"host": "127.0.0.1", "security": "none"},
     })
-    return Ingestor(config, Renderer(), sessions, lambda: NOW)
+    settings = Settings(config=config, path=Path("config.toml"),
+                        secrets=Secrets(imap_password=None, smtp_password=None,
+                                        agent_secret=SecretStr("secret")))
+    return assemble(settings, engine, sessions, lambda: NOW).ingestor
 
 
 def test_a_new_customer_message_commits_ticket_message_raw_and_acknowledgement_together(

@@ -114,6 +114,81 @@ def test_closing_without_discount_mentions_no_code(language: str) -> None:
     assert "GRACIAS" not in BUILTIN.render("closing", language, context).text
 
 
+@pytest.mark.parametrize(
+    ("language", "kind", "expected"),
+    [
+        ("es", "reply", "[#12] Ana respondió: Talla equivocada"),
+        ("es", "note", "[#12] Nota interna de Ana: Talla equivocada"),
+        ("en", "reply", "[#12] Ana replied: Talla equivocada"),
+        ("en", "note", "[#12] Internal note from Ana: Talla equivocada"),
+        ("fr", "reply", "[#12] Ana a répondu : Talla equivocada"),
+        ("fr", "note", "[#12] Ana a ajouté une note interne : Talla equivocada"),
+    ],
+)
+def test_team_copy_subject_says_who_replied_or_noted_and_on_what(
+    language: str, kind: str, expected: str
+) -> None:
+    context = sample_context("agent_copy")
+    context["ticket"].update(number=12, subject="RE: Talla equivocada")
+    context.update(agent_name="Ana", kind=kind)
+    assert BUILTIN.render("agent_copy", language, context).subject == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "unseen"),
+    [
+        ("es", "El cliente no la ha visto"),
+        ("en", "The customer has not seen it"),
+        ("fr", "Le client ne l'a pas vue"),
+    ],
+)
+def test_team_copy_of_a_note_says_the_customer_has_not_seen_it(language: str, unseen: str) -> None:
+    context = sample_context("agent_copy")
+    context.update(kind="note", text="Ha llamado: prefiere esperar.")
+    note = BUILTIN.render("agent_copy", language, context).text
+    assert unseen in note and "> Ha llamado: prefiere esperar." in note
+    context["kind"] = "reply"
+    assert unseen not in BUILTIN.render("agent_copy", language, context).text
+
+
+@pytest.mark.parametrize(
+    ("language", "reply_answers"),
+    [
+        ("es", "Responde a este correo para contestar al cliente"),
+        ("en", "Reply to this email to answer the customer"),
+        ("fr", "Répondez à cet e-mail pour répondre au client"),
+    ],
+)
+def test_team_copy_says_a_reply_answers_the_customer_unless_it_is_a_note(
+    language: str, reply_answers: str
+) -> None:
+    context = sample_context("agent_copy")
+    context["commands"] = []
+    text = BUILTIN.render("agent_copy", language, context).text
+    assert reply_answers in text and "#note" in text
+
+
+@pytest.mark.parametrize("language", AGENT_LANGUAGES)
+def test_help_lists_every_command_and_how_replies_reach_the_customer(language: str) -> None:
+    context = sample_context("agent_help")
+    rendered = BUILTIN.render("agent_help", language, context)
+    for command in context["commands"]:
+        assert f"- {command}\n" in rendered.text
+        assert f"<li>{command}</li>" in rendered.html
+    assert context["shop"]["address"] in rendered.text and "#note" in rendered.text
+    assert "1042" in rendered.text
+
+
+@pytest.mark.parametrize("language", AGENT_LANGUAGES)
+def test_help_without_a_ticket_has_no_ticket_tag_and_still_explains_replies(language: str) -> None:
+    context = sample_context("agent_help")
+    context.update(ticket=None, commands=[])
+    rendered = BUILTIN.render("agent_help", language, context)
+    assert "[#" not in rendered.subject
+    assert "1042" not in rendered.text and "None" not in rendered.text
+    assert context["shop"]["address"] in rendered.text and "#note" in rendered.text
+
+
 def test_shop_contact_details_and_signature_come_from_context() -> None:
     context = sample_context("update")
     context["shop"] = {
@@ -182,6 +257,14 @@ def test_template_syntax_in_agent_text_reaches_the_customer_literally() -> None:
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;" in rendered.html
     assert "{{ 7*7 }}" in rendered.html and "{% for x in y %}" in rendered.html
+
+
+def test_agent_text_in_team_copy_is_quoted_literally() -> None:
+    context = sample_context("agent_copy")
+    context["text"] = HOSTILE
+    rendered = BUILTIN.render("agent_copy", "en", context)
+    assert f"> {HOSTILE}" in rendered.text and "49" not in rendered.text
+    assert "<script>" not in rendered.html
 
 
 def test_template_syntax_in_customer_subject_and_name_is_not_evaluated() -> None:
