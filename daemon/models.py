@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -69,6 +71,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     satisfaction: Mapped[int | None] = mapped_column(default=None)
     previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+    unreachable_at: Mapped[datetime | None] = mapped_column(default=None)
+    unreachable_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -183,8 +187,25 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_automatic_created", "automatic", "created_at"),
+    )
+
+
+class SuppressedAddress(Base):
+    """An address that hard-bounced: no automatic mail goes to it until `until`."""
+
+    __tablename__ = "suppressed_addresses"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    until: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL", name="fk_suppressed_addresses_ticket"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Promise(Base):
