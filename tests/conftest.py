@@ -14,6 +14,7 @@ if str(TESTS_DIR) not in sys.path:
     # Lets test modules import helpers such as mailservers and corpusdata under any import mode.
     sys.path.insert(0, str(TESTS_DIR))
 
+import figures  # noqa: E402
 from mailservers import Dovecot, SmtpSink, find_dovecot  # noqa: E402
 
 _LOG_START = pytest.StashKey[int]()
@@ -79,3 +80,12 @@ def pytest_runtest_makereport(
     if report.failed and start is not None and isinstance(server, Dovecot):
         report.sections.append(("dovecot.log during test", server.log_text()[start:]))
     return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the fault suite measured (tests/figures.py), when any of it ran."""
+    lines = figures.summary_lines()
+    if lines:
+        terminalreporter.section(figures.HEADING)
+        for line in lines:
+            terminalreporter.write_line(line)
