@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import logging
 import os
 import pwd
 import re
@@ -38,6 +39,10 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 IMAP_TIMEOUT = 10.0
 # LIST shows implied parents (Tickets for Tickets.Cerrados) that do not exist and cannot be deleted.
+# aiosmtpd logs every SMTP command at INFO from its own thread; that drowns failure reports and can
+# outlive the stream pytest captured it into.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
 _PLACEHOLDER_FLAGS = {b"\\NonExistent", b"\\Noselect"}
 
 # Everything lives under ROOT, so several instances (xdist workers, parallel sessions) coexist.
