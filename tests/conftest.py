@@ -16,6 +16,7 @@ if str(TESTS_DIR) not in sys.path:
 
 import figures  # noqa: E402
 from mailservers import Dovecot, SmtpSink, find_dovecot  # noqa: E402
+from pgserver import PostgresServer, driver_installed, find_postgres, shared_server  # noqa: E402
 
 _LOG_START = pytest.StashKey[int]()
 
@@ -56,6 +57,21 @@ def imap(dovecot: Dovecot, request: pytest.FixtureRequest) -> Dovecot:
         dovecot.reset_user(user)
     request.node.stash[_LOG_START] = len(dovecot.log_text())
     return dovecot
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The session's throwaway PostgreSQL; skipped when missing, but a failure under CI=true."""
+    missing = None
+    if find_postgres() is None:
+        missing = "PostgreSQL not installed: apt-get install postgresql"
+    elif not driver_installed():
+        missing = "psycopg not installed: pip install -e '.[test]'"
+    if missing is not None:
+        if _in_ci():
+            pytest.fail(f"{missing} (CI=true: PostgreSQL tests must not be skipped)")
+        pytest.skip(missing)
+    return shared_server()
 
 
 @pytest.fixture

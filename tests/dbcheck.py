@@ -1,14 +1,52 @@
-"""Read the daemon's database directly, to check invariants the CLI does not show."""
+"""The tests' database: SQLite, or PostgreSQL when INCIDENCIAS_TEST_DATABASE=postgresql; read directly.
+
+Tests ask here for a fresh database URL instead of naming a SQLite file, so the same tests prove
+the daemon on both; and they read the daemon's database through the URL its config names, to check
+invariants the CLI does not show.
+"""
 
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from pathlib import Path
 
+from pgserver import selected, shared_server, unique_name
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from daemon import db
 from daemon.models import Message, OutboxItem, RawMessage, Ticket
+
+
+def fresh_database_url(directory: Path, filename: str = "incidencias.db") -> str:
+    """The database of `directory` (one per name): a SQLite file there, or a PostgreSQL database.
+
+    A PostgreSQL database is created on first use and migrated to the newest schema, as
+    `incidencias db upgrade` would (the daemon migrates only SQLite by itself); its URL is kept in
+    the directory, so asking again gives the same database, as it gives the same SQLite file.
+    """
+    if not selected():
+        return f"sqlite:///{directory / filename}"
+    marker = directory / f"{filename}.postgresql-url"
+    if marker.exists():
+        return marker.read_text()
+    url = shared_server().create_database(unique_name())
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+    directory.mkdir(parents=True, exist_ok=True)
+    marker.write_text(url)
+    return url
+
+
+def configured_url(config: Path) -> str:
+    """The `[database] url` a config file names."""
+    with config.open("rb") as handle:
+        url: str = tomllib.load(handle)["database"]["url"]
+    return url
 
 
 class DatabaseView:
@@ -17,7 +55,8 @@ class DatabaseView:
 
     @classmethod
     def for_config_dir(cls, directory: Path) -> DatabaseView:
-        return cls(f"sqlite:///{directory / 'incidencias.db'}")
+        """The database that `directory`/config.toml (from harness.write_config) points at."""
+        return cls(configured_url(directory / "config.toml"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -15,6 +15,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
+from dbcheck import fresh_database_url
 from mailservers import CapturedMail, Dovecot, SmtpSink
 
 SHOP_USER = "incidencias"
@@ -25,12 +26,16 @@ AGENTS = ("agent1@example.com", "agent2@example.com")
 def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
                  database_url: str | None = None, updates_every: str = "3d",
                  idle: bool = True, updates: str = "", closing: str = "") -> Path:
-    """A config.toml for the servers under test; `extra` is appended TOML (new sections)."""
+    """A config.toml for the servers under test; `extra` is appended TOML (new sections).
+
+    Without `database_url` the test gets a fresh database of the kind INCIDENCIAS_TEST_DATABASE
+    selects (SQLite by default), one per directory: writing the config again keeps the data.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "imap-password").write_text(imap.password + "\n")
     (directory / "smtp-password").write_text(sink.password + "\n")
-    db_url = database_url or f"sqlite:///{directory / 'incidencias.db'}"
     config = directory / "config.toml"
+    db_url = database_url or fresh_database_url(directory)
     config.write_text(f"""
 [shop]
 name = "Tienda Ejemplo"

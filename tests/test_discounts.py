@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from glob import glob
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pgserver import PostgresServer, unique_name
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -355,42 +350,10 @@ def test_export_writes_issued_codes_as_csv_oldest_first(
 
 # --- PostgreSQL: the SKIP LOCKED path --------------------------------------------------------
 
-def _postgres_binaries() -> Path | None:
-    found = shutil.which("initdb") or next(iter(sorted(glob("/usr/lib/postgresql/*/bin/initdb"))), None)
-    return Path(found).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server (as user postgres when running as root, which initdb refuses)."""
-    pytest.importorskip("pg8000", reason="pip install pg8000 to test the PostgreSQL claim")
-    binaries = _postgres_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL not installed: apt-get install postgresql")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="incidencias-pg-"))
-    if as_user:
-        shutil.chown(home, "postgres")
-    port = _free_port()
-    data = home / "data"
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w",
-                    "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql+pg8000://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+def postgres_url(postgres: PostgresServer) -> str:
+    """A database of its own on the session's throwaway PostgreSQL."""
+    return postgres.create_database(unique_name("discounts"))
 
 
 @pytest.fixture
