@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 import mailparser
 from inscriptis import get_text
@@ -25,19 +27,23 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MAX_HEADER_TEXT = 998
 _MAX_IDS = 100
+_MAX_HEADER_BLOCK = 1_000_000
 
 
 class ParseError(Exception):
     """The message cannot become a ticket message (e.g. it has no sender address)."""
 
 
-def parse(raw: bytes) -> tuple[ParsedMessage, Message]:
-    """Parse raw mail; also return the stdlib Message, which classification reads."""
+def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Message]:
+    """Parse raw mail; also return the stdlib Message, which classification reads.
+
+    A bounce often has no sender at all; with `require_sender` False it gets an empty address
+    instead of a ParseError, and the caller decides whether it can do without one.
+    """
     mail = mailparser.parse_from_bytes(raw)
     message: Message = mail.message
-    sender = _first_address(mail.from_) or _first_header_address(message, "Sender", "Return-Path")
-    if sender is None:
-        raise ParseError("no sender address in From, Sender or Return-Path")
+    sender = _sender(_first_address(mail.from_) or _first_header_address(message, "Sender", "Return-Path"),
+                     require_sender)
     text = (mail.text_plain and "\n".join(mail.text_plain)) or ""
     html = (mail.text_html and "\n".join(mail.text_html)) or ""
     if not text.strip() and html.strip():
@@ -64,12 +70,39 @@ def parse(raw: bytes) -> tuple[ParsedMessage, Message]:
     )
 
 
+def parse_headers(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Message]:
+    """Only the header block of a message too large to parse in full; the body is not read."""
+    ends = (raw.find(b"\r\n\r\n", 0, _MAX_HEADER_BLOCK), raw.find(b"\n\n", 0, _MAX_HEADER_BLOCK))
+    end = min((i for i in ends if i >= 0), default=_MAX_HEADER_BLOCK)
+    message = BytesParser(policy=compat32).parsebytes(raw[:end], headersonly=True)
+    sender = _sender(_first_header_address(message, "From", "Sender", "Return-Path"), require_sender)
+    return (
+        ParsedMessage(
+            message_id=normalise_message_id(_header(message, "Message-ID")) or synthetic_message_id(raw),
+            in_reply_to=message_ids(_header(message, "In-Reply-To")),
+            references=message_ids(_header(message, "References")),
+            sender=sender,
+            reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
+            to=tuple(_addresses(message.get_all("To") or [])),
+            cc=tuple(_addresses(message.get_all("Cc") or [])),
+            subject=clean_header_text(_header(message, "Subject")),
+            date=_utc(_date(_header(message, "Date"))),
+            text="",
+            html="",
+            attachments=(),
+            headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
+            content_type=message.get_content_type(),
+        ),
+        message,
+    )
+
+
 def normalise_message_id(value: str) -> str:
     """`<a@b>` → `a@b`; ids are stored and compared without brackets."""
     found = _MSGID.search(value)
     candidate = found.group(1) if found else value.strip()
     candidate = _CONTROL.sub("", candidate)
-    return candidate[:_MAX_HEADER_TEXT] if candidate and " " not in candidate else ""
+    return candidate[:_MAX_HEADER_TEXT] if candidate and not any(c.isspace() for c in candidate) else ""
 
 
 def synthetic_message_id(raw: bytes) -> str:
@@ -128,6 +161,21 @@ def _first_header_address(message: Message, *names: str) -> Address | None:
         if "@" in email:
             return Address("", clean_header_text(email).lower()[:320])
     return None
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _sender(found: Address | None, required: bool) -> Address:
+    if found is not None:
+        return found
+    if required:
+        raise ParseError("no sender address in From, Sender or Return-Path")
+    return Address("", "")
 
 
 def _utc(value: object) -> datetime | None:

@@ -1,0 +1,42 @@
+"""How much automatic mail one address or one ticket may get: a ladder of "N per window" rungs.
+
+Classification stops the loops it recognises; this is the backstop for those it does not (an
+auto-responder that looks human and opens a new ticket with every answer). Pure: the caller reads
+when earlier automatic mail was queued and asks whether one more would climb over a rung.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["Rate", "exceeded", "lookback"]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `limit` messages in any `window`; `text` is how the config wrote it, for logs."""
+
+    limit: int
+    window: timedelta
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def lookback(ladder: Sequence[Rate]) -> tuple[timedelta, int]:
+    """How far back, and how many of the most recent sends, the caller must read to decide."""
+    if not ladder:
+        return timedelta(0), 0
+    return max(r.window for r in ladder), max(r.limit for r in ladder)
+
+
+def exceeded(ladder: Iterable[Rate], sent_at: Sequence[datetime], now: datetime) -> Rate | None:
+    """The first rung one more message would break, given when earlier ones were queued; else None."""
+    for rate in ladder:
+        since = now - rate.window
+        if sum(1 for moment in sent_at if moment > since) >= rate.limit:
+            return rate
+    return None
