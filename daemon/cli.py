@@ -24,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="incidencias", description=__doc__)
     parser.add_argument("-c", "--config", type=Path, default=None,
                         help="config file (default: $INCIDENCIAS_CONFIG, else ./config.toml)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                        help="default: [logging] level for `run`, else info")
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     parser.add_argument("--version", action="version", version=f"incidencias {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -245,6 +245,48 @@ class TemplatesConfig(_Section):
     directory: Path | None = None
 
 
+def listen_address(value: str) -> tuple[str, int]:
+    """Split "127.0.0.1:9101" or "[::1]:9101" into (host, port)."""
+    match = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+)):(\d{1,5})\s*", value)
+    if not match or not 1 <= int(match.group(3)) <= 65535:
+        raise ValueError(f'expected host:port such as "127.0.0.1:9101" or "[::1]:9101", got {value!r}')
+    return match.group(1) or match.group(2), int(match.group(3))
+
+
+class MetricsConfig(_Section):
+    """The optional Prometheus endpoint; off unless `listen` is set."""
+
+    listen: str | None = None
+    allow_remote: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> MetricsConfig:
+        if self.listen is not None and not self.allow_remote:
+            host, _ = listen_address(self.listen)
+            if not _is_loopback(host):
+                raise ValueError(f"listen {self.listen!r} is not a loopback address; the metrics "
+                                 "tell anyone who can reach them about your tickets (set "
+                                 "allow_remote = true to override)")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else listen_address(self.listen)
+
+
+class LoggingConfig(_Section):
+    """`level` applies to `run` unless --log-level is given, and is re-read on SIGHUP."""
+
+    level: Literal["debug", "info", "warning", "error"] | None = None
+
+
 class Config(_Section):
     """The whole validated configuration; secrets are resolved into `*_password` fields."""
 
@@ -257,6 +299,8 @@ class Config(_Section):
     closing: ClosingConfig = ClosingConfig()
     escalation: EscalationConfig = EscalationConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
     def _default_language_is_offered(self) -> Config:

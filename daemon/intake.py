@@ -11,12 +11,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon import metrics
 from daemon.config import ImapConfig
 from daemon.imap_inbox import ImapInbox
 from daemon.ingest import Ingestor, Source
@@ -48,6 +50,9 @@ class Intake:
         self.sessions = sessions
         self.stop = stop
         self.on_committed = on_committed
+        # Read by the metrics and systemd status from other threads; plain values, no lock needed.
+        self.last_success_at: datetime | None = None
+        self.consecutive_failures = 0
 
     def cycle(self) -> CycleReport:
         """Handle every message waiting now; stops between messages when asked to."""
@@ -78,6 +83,7 @@ class Intake:
                 report.new_tickets += result.new_ticket
                 report.quarantined += outcome == RawOutcome.QUARANTINED
                 report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+                metrics.message_handled(outcome)
                 self.on_committed()
             else:
                 continue
@@ -128,6 +134,7 @@ class Intake:
         while not self.stop.is_set():
             try:
                 self.inbox.connect()
+                self.last_success_at = utcnow()
                 if failures:
                     log.info("IMAP %s reconnected after %d failed attempt(s)", self.config.host,
                              failures)
@@ -135,13 +142,15 @@ class Intake:
                     log.info("IMAP %s connected, watching %s (%s)", self.config.host,
                              self.config.folder, "IDLE" if self.inbox.supports_idle and
                              self.config.idle else f"polling every {poll:g}s")
-                failures = 0
+                failures = self.consecutive_failures = 0
                 while not self.stop.is_set():
                     self.cycle()
+                    self.last_success_at = utcnow()
                     if not self.stop.is_set():
                         self.inbox.wait_for_mail(self.stop, poll)
             except TRANSIENT_ERRORS as exc:
                 failures += 1
+                self.consecutive_failures = failures
                 delay = min(_MAX_BACKOFF, 2.0 ** min(failures - 1, 10))
                 if failures == 1:
                     log.warning("IMAP %s or database unavailable (%s: %s); retrying with backoff up to %gs",

@@ -18,6 +18,7 @@ import aiosmtplib
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from daemon import metrics
 from daemon.config import SmtpConfig
 from daemon.models import OutboxItem, OutboxStatus
 
@@ -109,6 +110,7 @@ class OutboxSender:
                     continue
                 await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT)
                 report.sent += 1
+                metrics.email_sent(item.kind)
                 if errors:
                     log.warning("ticket=%s some recipients refused %s: %s", item.ticket_id,
                                 item.message_id, errors)
@@ -124,6 +126,7 @@ class OutboxSender:
         permanent = is_permanent(exc)
         status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
         await asyncio.to_thread(self._mark, item.id, status, str(exc))
+        metrics.send_failed(permanent)
         if permanent:
             report.failed += 1
             log.error("ticket=%s %s refused permanently: %s", item.ticket_id, item.message_id, exc)
@@ -139,6 +142,7 @@ class OutboxSender:
         for item in items:
             await asyncio.to_thread(self._mark, item.id, OutboxStatus.PENDING, str(exc))
         report.deferred += len(items)
+        metrics.send_failed(False, len(items))
         report.errors.append(str(exc))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db
+from daemon import db, logs
 from daemon.config import Settings
 from daemon.discounts import load_pool, make_provider
 from daemon.imap_inbox import ImapInbox
@@ -27,13 +28,18 @@ from daemon.ingest import Ingestor
 from daemon.intake import Intake
 from daemon.lifecycle import Lifecycle
 from daemon.mailer import Mailer
+from daemon.metrics import DatabaseCollector, MetricsServer, observe_scheduler
 from daemon.models import utcnow
-from daemon.outbox import OutboxSender
+from daemon.outbox import OutboxSender, probe
+from daemon.reload import Reloader
 from daemon.rendering import Renderer
+from daemon.sd_notify import Notifier, watchdog_interval
+from daemon.supervision import Supervision
 
 log = logging.getLogger(__name__)
 
 _OUTBOX_SWEEP_SECONDS = 15
+_STATUS_EVERY_SECONDS = 10
 
 
 class SchemaOutdated(Exception):
@@ -137,23 +143,57 @@ async def run_once(settings: Settings) -> int:
 
 async def run_forever(settings: Settings) -> int:
     parts = build(settings)
+    logs.apply_config_level(settings.config.logging.level)
     loop = asyncio.get_running_loop()
     stop = threading.Event()
     stopping = asyncio.Event()
     wake = asyncio.Event()
+    reloader = Reloader(settings, [parts.mailer, parts.lifecycle, parts.ingestor,
+                                   parts.ingestor.agent_replies], [parts.mailer, parts])
+    reloading = asyncio.Lock()
+    background: set[asyncio.Future[None]] = set()
 
     def request_stop(signum: int) -> None:
         log.info("received %s, finishing the work in hand", signal.Signals(signum).name)
+        supervision.announce_stopping()
         stop.set()
         stopping.set()
         wake.set()
 
+    async def reload() -> None:
+        async with reloading:
+            await asyncio.to_thread(reloader.reload)
+        await supervision.refresh_status()
+
+    def request_reload() -> None:
+        log.info("received SIGHUP, reloading %s", settings.path)
+        task = asyncio.ensure_future(reload())
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, request_reload)
 
     intake = Intake(settings.config.imap, _inbox(settings), parts.ingestor, parts.sessions, stop,
                     on_committed=lambda: loop.call_soon_threadsafe(wake.set))
+    supervision = Supervision(Notifier.from_environment(), parts.sessions, intake,
+                              lambda: probe(parts.sender.config, parts.sender.password),
+                              healthy=lambda: not intake_done.done())
     scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+    observe_scheduler(scheduler)
+    if supervision.notifier.enabled:
+        scheduler.add_job(supervision.refresh_status, "interval", seconds=_STATUS_EVERY_SECONDS,
+                          id="status", coalesce=True, max_instances=1)
+    watchdog_every = watchdog_interval(os.environ, os.getpid())
+    if watchdog_every and supervision.notifier.enabled:
+        scheduler.add_job(supervision.ping_watchdog, "interval", seconds=watchdog_every,
+                          id="watchdog", coalesce=True, max_instances=1)
+    metrics: MetricsServer | None = None
+    if settings.config.metrics.address:
+        metrics = MetricsServer(settings.config.metrics.address,
+                                DatabaseCollector(parts.sessions, lambda: intake.last_success_at))
+        metrics.start()
     scheduler.add_job(wake.set, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
                       coalesce=True, max_instances=1)
 
@@ -172,6 +212,7 @@ async def run_forever(settings: Settings) -> int:
                       next_run_time=datetime.now(UTC))
     scheduler.start()
     intake_done = asyncio.ensure_future(asyncio.to_thread(intake.run_forever))
+    ready = asyncio.ensure_future(supervision.announce_ready(stopping))
     log.info("incidencias running for %s", settings.config.shop.address)
     try:
         while not stopping.is_set():
@@ -184,9 +225,14 @@ async def run_forever(settings: Settings) -> int:
                 intake_done.result()
                 break
     finally:
+        if not supervision.stopping:
+            supervision.announce_stopping()
+        ready.cancel()
         scheduler.shutdown(wait=False)
         stop.set()
         await intake_done
+        if metrics:
+            metrics.stop()
         parts.engine.dispose()
     log.info("stopped cleanly")
     return 0
