@@ -30,10 +30,10 @@ def take_snapshot(session: Session) -> Snapshot:
     tickets = {status: 0 for status in (TicketStatus.OPEN, TicketStatus.WAITING, TicketStatus.CLOSED)}
     for status, count in session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)):
         tickets[str(status)] = int(count)
-    outbox = dict(session.execute(
+    outbox = {str(status): int(count) for status, count in session.execute(
         select(OutboxItem.status, func.count())
         .where(OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.FAILED]))
-        .group_by(OutboxItem.status)).tuples().all())
+        .group_by(OutboxItem.status))}
     oldest = session.scalar(select(func.min(OutboxItem.created_at))
                             .where(OutboxItem.status == OutboxStatus.PENDING))
     return Snapshot(tickets, int(outbox.get(OutboxStatus.PENDING, 0)),

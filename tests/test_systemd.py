@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,48 @@ def test_sighup_reloads_a_changed_template_and_a_broken_one_keeps_the_old_wordin
     finally:
         assert stop_daemon(daemon) == 0, log.read_text()
     assert "acknowledgement.j2" in log.read_text().split("reload refused", 1)[1]
+
+
+class _Imap:
+    def __init__(self) -> None:
+        self.last_success_at: datetime | None = None
+        self.consecutive_failures = 0
+
+
+def test_ready_waits_for_both_smtp_and_imap_and_the_status_says_what_is_missing(tmp_path: Path) -> None:
+    from daemon import db
+    from daemon.supervision import Supervision
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    db.upgrade(engine)
+    receiver = NotifySocket()
+    imap = _Imap()
+    smtp_answers: list[bool] = [False]
+
+    async def probe_smtp() -> None:
+        if not smtp_answers[-1]:
+            raise ConnectionRefusedError("SMTP down")
+
+    supervision = Supervision(Notifier(receiver.name), db.session_factory(engine), imap, probe_smtp,
+                              healthy=lambda: True)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        ready = asyncio.ensure_future(supervision.announce_ready(stop))
+        await asyncio.sleep(0.3)
+        assert supervision.activity() == "starting: waiting for IMAP and SMTP"
+        imap.last_success_at = datetime.now(UTC).replace(tzinfo=None)
+        await asyncio.sleep(0.3)
+        assert not ready.done(), "READY before SMTP answered"
+        smtp_answers.append(True)
+        await asyncio.wait_for(ready, 5)
+        imap.consecutive_failures = 3
+        assert supervision.activity().startswith("IMAP unreachable (last contact")
+
+    try:
+        asyncio.run(scenario())
+        wait_until(lambda: bool(receiver.seen("READY")), 5, "READY=1")
+        assert receiver.seen("READY", "1")[0]["STATUS"] == "idle, 0 open tickets, outbox empty"
+    finally:
+        receiver.close()
+        engine.dispose()
