@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("number", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_tickets_show)
+    search = tickets.add_parser("search", help="tickets whose subject, customer or messages contain TEXT")
+    search.add_argument("text", metavar="TEXT")
+    search.add_argument("--limit", type=int, default=None)
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(handler=cmd_tickets_search)
     close = tickets.add_parser("close", help="close as an agent's #close would")
     close.add_argument("number", type=int)
     discount = close.add_mutually_exclusive_group()
@@ -63,6 +68,35 @@ def _parser() -> argparse.ArgumentParser:
     discount.add_argument("--no-discount", action="store_true")
     close.add_argument("--message", default=None, help="a personal line for the closing email")
     close.set_defaults(handler=cmd_tickets_close)
+
+    outbox = commands.add_parser("outbox", help="outgoing mail").add_subparsers(
+        dest="outbox_command", required=True, metavar="ACTION")
+    outbox_list = outbox.add_parser("list", help="outgoing mail, oldest first (default: not yet sent)")
+    outbox_list.add_argument("--status", choices=["pending", "failed", "sent"])
+    outbox_list.add_argument("--limit", type=int, default=None)
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=cmd_outbox_list)
+    outbox_retry = outbox.add_parser("retry", help="send a failed or waiting message again now")
+    which = outbox_retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?", metavar="ID")
+    which.add_argument("--all-failed", action="store_true")
+    outbox_retry.set_defaults(handler=cmd_outbox_retry)
+
+    quarantine = commands.add_parser("quarantine", help="mail that could not be processed"
+                                     ).add_subparsers(dest="quarantine_command", required=True,
+                                                      metavar="ACTION")
+    quarantine_list = quarantine.add_parser("list", help="quarantined messages, oldest first")
+    quarantine_list.add_argument("--json", action="store_true")
+    quarantine_list.set_defaults(handler=cmd_quarantine_list)
+    replay = quarantine.add_parser("replay", help="process a quarantined message again")
+    replay.add_argument("id", type=int, metavar="ID")
+    replay.set_defaults(handler=cmd_quarantine_replay)
+
+    import_mbox = commands.add_parser("import-mbox", help="file a mailbox's history as tickets, "
+                                      "sending nothing")
+    import_mbox.add_argument("file", type=Path, metavar="FILE")
+    import_mbox.add_argument("--json", action="store_true")
+    import_mbox.set_defaults(handler=cmd_import_mbox)
 
     discounts = commands.add_parser("discounts", help="discount codes").add_subparsers(
         dest="discounts_command", required=True, metavar="ACTION")
@@ -167,6 +201,108 @@ def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
         print(f"incidencias: no ticket #{args.number}", file=sys.stderr)
         return EXIT_FAILURE
     print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else ticket_detail(found))
+    return EXIT_OK
+
+
+def cmd_tickets_search(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.admin_views import search_tickets
+    from daemon.views import ticket_table
+
+    if not args.text.strip():
+        print("incidencias: tickets search: TEXT must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    with _open(settings)() as session:
+        found = search_tickets(session, args.text, args.limit)
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+    else:
+        print(ticket_table(found) if found else f"no ticket mentions {args.text!r}")
+    return EXIT_OK
+
+
+def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.admin_views import OUTBOX_COLUMNS, list_outbox, table
+
+    with _open(settings)() as session:
+        found = list_outbox(session, args.status, args.limit)
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json
+          else table(found, OUTBOX_COLUMNS, empty=f"no {args.status or 'unsent'} mail in the outbox"))
+    return EXIT_OK
+
+
+def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.admin_actions import NotRetryable, retry, retry_all_failed
+    from daemon.models import utcnow
+
+    with _open(settings).begin() as session:
+        if args.all_failed:
+            ids = retry_all_failed(session, utcnow())
+            print(f"{len(ids)} failed message(s) back in the queue" +
+                  (f": {', '.join(map(str, ids))}" if ids else ""))
+            return EXIT_OK
+        try:
+            previous = retry(session, args.id, utcnow())
+        except NotRetryable as exc:
+            print(f"incidencias: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    print(f"outbox message {args.id} ({previous}) is due now; the daemon sends it at its next delivery")
+    return EXIT_OK
+
+
+def cmd_quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.admin_views import QUARANTINE_COLUMNS, list_quarantine, table
+
+    with _open(settings)() as session:
+        found = list_quarantine(session)
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json
+          else table(found, QUARANTINE_COLUMNS, empty="the quarantine is empty"))
+    return EXIT_OK
+
+
+def cmd_quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.models import RawOutcome
+    from daemon.service import build
+
+    parts = build(settings)
+    try:
+        outcome = parts.ingestor.replay(args.id)
+    except LookupError as exc:
+        print(f"incidencias: {exc}; see `incidencias quarantine list`", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        parts.engine.dispose()
+    if outcome.outcome == RawOutcome.QUARANTINED:
+        print(f"incidencias: message {args.id} is still quarantined: {outcome.error}", file=sys.stderr)
+        return EXIT_FAILURE
+    what = ("a duplicate of a message already in" if outcome.outcome == RawOutcome.DUPLICATE
+            else "opened" if outcome.new_ticket else "filed in")
+    print(f"message {args.id} replayed: {what} ticket #{outcome.ticket}"
+          + (f"; {outcome.queued} email(s) queued" if outcome.queued else "")
+          + f". Its copy on the IMAP server stays in {settings.config.imap.quarantine_folder}.")
+    return EXIT_OK
+
+
+def cmd_import_mbox(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.mbox_import import import_mbox
+    from daemon.progress import ProgressLine
+
+    if not args.file.is_file():
+        print(f"incidencias: import-mbox: {args.file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.log_level is None:
+        # One info line per message would bury the progress bar; warnings still show.
+        logging.getLogger("daemon").setLevel(logging.WARNING)
+    report = import_mbox(settings, args.file, ProgressLine(sys.stderr, "messages"))
+    if report.messages == 0:
+        print(f"incidencias: import-mbox: {args.file}: no messages found (not an mbox file?)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"file": str(args.file), **report.as_dict()}, indent=2))
+    else:
+        print(f"{report.messages} message(s): {report.new_tickets} new ticket(s), {report.joined} "
+              f"joined existing tickets, {report.skipped} already imported, {report.quarantined} "
+              "quarantined; nothing was sent or queued")
     return EXIT_OK
 
 

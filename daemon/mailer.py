@@ -32,6 +32,8 @@ class Mailer:
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
+        # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
+        self.silent = False
 
     def shop_context(self) -> dict[str, str | None]:
         shop = self.config.shop
@@ -58,8 +60,10 @@ class Mailer:
                     variables: Mapping[str, Any], *, kind: str, thread: Thread,
                     automatic: str | None, direction: str = Direction.OUT,
                     attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
-                    ) -> OutboxItem:
-        """Queue a mail to the customer and record it in the ticket's history."""
+                    ) -> OutboxItem | None:
+        """Queue a mail to the customer and record it in the ticket's history (nothing when silent)."""
+        if self.silent:
+            return None
         now = self.clock()
         shop = self.config.shop
         rendered = self.renderer.render(
@@ -90,6 +94,8 @@ class Mailer:
                   variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
                   from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
         """One mail per agent, each with its own signed Message-ID; returns how many were queued."""
+        if self.silent:
+            return 0
         now = self.clock()
         shop = self.config.shop
         domain = shop.address.rpartition("@")[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from daemon.models import Message, Ticket
@@ -54,8 +54,9 @@ def message_object(message: Message) -> dict[str, Any]:
     }
 
 
-def list_tickets(session: Session, status: str | None = None,
-                 limit: int | None = None) -> list[dict[str, Any]]:
+def list_tickets(session: Session, status: str | None = None, limit: int | None = None,
+                 among: Select[Any] | None = None) -> list[dict[str, Any]]:
+    """Tickets newest first; `among` (a query of ticket ids) narrows them, e.g. to search hits."""
     counts = (select(Message.ticket_id, func.count().label("n"))
               .group_by(Message.ticket_id).subquery())
     query = (select(Ticket, func.coalesce(counts.c.n, 0))
@@ -63,6 +64,8 @@ def list_tickets(session: Session, status: str | None = None,
              .order_by(Ticket.created_at.desc(), Ticket.id.desc()))
     if status:
         query = query.where(Ticket.status == status)
+    if among is not None:
+        query = query.where(Ticket.id.in_(among))
     if limit:
         query = query.limit(limit)
     return [ticket_object(ticket, count) for ticket, count in session.execute(query).all()]
