@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 
 from daemon.message import Attachment
 from daemon.outlook import new_thread_index, reply_thread_index
@@ -18,6 +21,7 @@ from daemon.rendering import Rendered
 from daemon.subjects import subject_key, tagged, ticket_tag
 
 _MAX_REFERENCES = 20
+_MAX_FILENAME = 120
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,25 @@ class Outgoing:
 
 
 def safe_filename(name: str) -> str:
-    """The sender's file name without any path or control characters, for a Content-Disposition."""
-    base = re.split(r"[\\/]", clean_header_text(name))[-1].strip(" .")
-    return base[:120] or "attachment"
+    """The sender's file name without any path, control or invisible characters, for a
+    Content-Disposition; bidi overrides would let "invoice\u202efdp.exe" pass for a PDF."""
+    visible = "".join(ch for ch in name if unicodedata.category(ch) != "Cf")
+    base = re.split(r"[\\/]", clean_header_text(visible))[-1].strip(" .")
+    stem, dot, extension = base.rpartition(".")
+    if len(base) > _MAX_FILENAME and dot and stem and len(extension) <= 10:
+        return f"{stem[:_MAX_FILENAME - len(extension) - 1]}.{extension}"
+    return base[:_MAX_FILENAME] or "attachment"
+
+
+def _mailbox(name: str, email: str) -> Address:
+    """A structured address: the policy quotes or encodes the name as a whole, so text from a
+    message ("María Bcc: x@y") never turns into another address, as a formatted string could."""
+    display = clean_header_text(name)
+    try:
+        return Address(display_name=display, addr_spec=email)
+    except (ValueError, HeaderParseError):
+        local, _, domain = clean_header_text(email).rpartition("@")
+        return Address(display_name=display, username=local, domain=domain)
 
 
 def new_message_id(domain: str, ticket: int, kind: str) -> str:
@@ -77,8 +97,8 @@ def compose(
     if ticket_tag(subject) != ticket:
         subject = tagged(subject, ticket)
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((clean_header_text(from_name or shop_name), shop_address))
-    msg["To"] = ", ".join(formataddr((clean_header_text(name), email)) for name, email in to)
+    msg["From"] = _mailbox(from_name or shop_name, shop_address)
+    msg["To"] = [_mailbox(name, email) for name, email in to]
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now.astimezone())
     msg["Message-ID"] = f"<{message_id}>"

@@ -13,10 +13,12 @@ import re
 import tomllib
 import zoneinfo
 from datetime import time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,6 +30,7 @@ from pydantic import (
 )
 
 from daemon.business_hours import WEEKDAYS
+from daemon.rate_limits import Rate
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,6 +52,20 @@ def parse_duration(value: object) -> timedelta:
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
     raise ValueError(f'expected a duration such as "90s", "15m", "4h" or "3d", got {value!r}')
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def parse_size(value: object) -> int:
+    """A byte count: a number, or a string such as "25MB" or "500kb" (decimal units)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f'expected a size such as "25MB", "500KB" or a number of bytes, got {value!r}')
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
 
 
 def _email(value: object) -> str:
@@ -153,6 +170,8 @@ class ImapConfig(_Server):
     idle: bool = True
     poll_every: Duration = timedelta(seconds=60)
     fetch_batch: int = Field(default=50, ge=1, le=1000)
+    max_message_size: Annotated[int, BeforeValidator(parse_size)] = Field(default=25_000_000, ge=1024)
+    alert_after: int = Field(default=5, ge=1)
 
 
 class SmtpConfig(_Server):
@@ -245,6 +264,51 @@ class TemplatesConfig(_Section):
     directory: Path | None = None
 
 
+def parse_rate(value: object) -> Rate:
+    """ "3/10m" → at most 3 messages in any 10 minutes."""
+    if isinstance(value, Rate):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    count, slash, window = text.partition("/")
+    if not slash or not count.strip().isdigit():
+        raise ValueError(f'expected a rate such as "3/10m" (messages per duration), got {value!r}')
+    limit, period = int(count), parse_duration(window)
+    if limit < 1 or period <= timedelta(0):
+        raise ValueError(f"{text!r}: the count and the duration must both be positive")
+    return Rate(limit=limit, window=period, text=text)
+
+
+def _ladder(value: list[Rate]) -> list[Rate]:
+    """Rungs sorted by window; a rung a shorter, stricter one makes unreachable is a mistake."""
+    rungs = sorted(value, key=lambda rate: rate.window)
+    for shorter, longer in pairwise(rungs):
+        if shorter.window == longer.window:
+            raise ValueError(f"{shorter} and {longer} have the same duration")
+        if longer.limit <= shorter.limit:
+            raise ValueError(f"{shorter} can never be reached: {longer} allows no more in a longer time")
+    return rungs
+
+
+Ladder = Annotated[list[Annotated[Rate, BeforeValidator(parse_rate)]], AfterValidator(_ladder)]
+
+
+class LimitsConfig(_Section):
+    """Caps on automatic mail to customers (acknowledgements, updates, reminders), whatever slips
+    past loop detection; and how long an address that hard-bounced gets none."""
+
+    automatic_per_address: Ladder = Field(default_factory=lambda: [parse_rate("5/10m"),
+                                                                   parse_rate("20/24h")])
+    automatic_per_ticket: Ladder = Field(default_factory=lambda: [parse_rate("3/10m"),
+                                                                  parse_rate("6/24h")])
+    bounce_suppression: Duration = timedelta(days=7)
+
+
+class AdminConfig(_Section):
+    """Who hears about trouble with the service itself (e.g. the mailbox refusing our login)."""
+
+    address: Email | None = None
+
+
 def listen_address(value: str) -> tuple[str, int]:
     """Split "127.0.0.1:9101" or "[::1]:9101" into (host, port)."""
     match = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]+)):(\d{1,5})\s*", value)
@@ -299,6 +363,8 @@ class Config(_Section):
     closing: ClosingConfig = ClosingConfig()
     escalation: EscalationConfig = EscalationConfig()
     templates: TemplatesConfig = TemplatesConfig()
+    limits: LimitsConfig = LimitsConfig()
+    admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
 

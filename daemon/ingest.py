@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.agent_auth import AgentCheck, check_agent
 from daemon.agent_replies import AgentReplies
+from daemon.bounces import BounceVerdict, Returned, judge, suppressed_until
 from daemon.classify import Classification, Kind, classify
 from daemon.compose import Thread
 from daemon.config import Config
@@ -33,12 +34,14 @@ from daemon.models import (
     Attachment,
     Direction,
     Message,
+    OutboxItem,
     RawMessage,
     RawOutcome,
+    SuppressedAddress,
     Ticket,
     TicketStatus,
 )
-from daemon.parsing import parse
+from daemon.parsing import ParseError, parse, parse_headers
 from daemon.quoting import visible_text
 from daemon.satisfaction import satisfaction_score
 from daemon.store import TicketStore
@@ -121,29 +124,28 @@ class Ingestor:
             session.flush()
             return Outcome(RawOutcome.QUARANTINED, None, row.id, error=error)
 
-    def replay(self, raw_id: int) -> Outcome:
-        """Process a quarantined message's stored bytes again, e.g. once the ticket it answers exists.
-
-        Success turns the row into a ticket or duplicate outcome; another failure keeps it
-        quarantined with the new error. Raises LookupError for a row that is not quarantined.
-        """
-        try:
-            with self.sessions.begin() as session:
-                row = session.get(RawMessage, raw_id, with_for_update=True)
-                if row is None or row.outcome != RawOutcome.QUARANTINED:
-                    raise LookupError(f"no quarantined message {raw_id}")
-                row.outcome, row.error = RawOutcome.TICKET, None
-                return self._apply(session, row.raw, row)
-        except (OperationalError, LookupError):
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            with self.sessions.begin() as session:
-                session.get_one(RawMessage, raw_id).error = error[:2000]
-            return Outcome(RawOutcome.QUARANTINED, None, raw_id, error=error)
-
     def _apply(self, session: Session, raw: bytes, row: RawMessage) -> Outcome:
-        parsed, email_message = parse(raw)
+        limit = self.config.imap.max_message_size
+        if len(raw) <= limit:
+            return self._route(session, row, *parse(raw, require_sender=False))
+        # Too big to parse in full: decided from its headers; the raw bytes are kept all the same.
+        log.warning("message of %d bytes is above max_message_size (%d): handled from its headers",
+                    len(raw), limit)
+        outcome = self._route(session, row, *parse_headers(raw, require_sender=False))
+        ticket = session.get(Ticket, outcome.ticket) if outcome.ticket is not None else None
+        stored_as = session.scalar(select(Message.direction).where(Message.raw_id == row.id))
+        if ticket is None or outcome.outcome != RawOutcome.TICKET or stored_as == Direction.NOTE:
+            return outcome
+        told = self.mailer.to_agents(
+            session, ticket, "agent_notice",
+            {"notice": "message_too_large",
+             "details": {"size_bytes": len(raw), "max_message_size": limit, "stored_as": row.id}},
+            kind="notice", recipients=self.mailer.all_agents())
+        return Outcome(outcome.outcome, outcome.ticket, outcome.raw_id, outcome.queued + told,
+                       outcome.new_ticket)
+
+    def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
+               email_message: EmailMessage) -> Outcome:
         row.message_id = parsed.message_id
         duplicate_of = session.scalar(select(Message).where(Message.message_id == parsed.message_id))
         if duplicate_of is not None:
@@ -153,6 +155,8 @@ class Ingestor:
                      parsed.message_id)
             return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
         verdict = classify(email_message, own_addresses=[self.config.shop.address])
+        if not parsed.sender.email and verdict.kind in (Kind.HUMAN, Kind.BULK):
+            raise ParseError("no sender address in From, Sender or Return-Path")
         agents = self.config.agents
         claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
         if claim is not None and claim.verified:
@@ -164,10 +168,13 @@ class Ingestor:
         if claim is not None:
             self._warn_agent(session, parsed, claim.via)
         match = match_ticket(parsed, TicketStore(session))
+        if verdict.kind is Kind.BOUNCE:
+            return self._bounce(session, parsed, row, verdict, match.ticket)
         if verdict.automatic and verdict.kind is not Kind.BULK:
-            if match.ticket is None:
+            returned = self._returned(session, verdict, match.ticket)
+            if returned is None:
                 raise UnlinkedAutomaticMail(f"{verdict.kind} not linked to any ticket ({verdict.reason})")
-            ticket = session.get_one(Ticket, match.ticket)
+            ticket = session.get_one(Ticket, returned.ticket_id)
             self._record(session, ticket, parsed, row, Direction.NOTE, kind=str(verdict.kind))
             log.info("ticket=%d %s stored as note (%s)", ticket.id, verdict.kind, verdict.reason)
             return Outcome(RawOutcome.TICKET, ticket.id, row.id)
@@ -203,7 +210,8 @@ class Ingestor:
                 return self._open_ticket(session, parsed, email_message, row, verdict,
                                          previous=ticket)
             reopened = True
-            queued += self._tell_customer_reopened(session, ticket, parsed)
+            queued += self._tell_customer_reopened(session, ticket, parsed,
+                                                   tell=not verdict.automatic)
         self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
         if parsed.sender.email == ticket.customer_email:
             TicketStore(session).add_participants(ticket, self._copied(parsed))
@@ -219,18 +227,21 @@ class Ingestor:
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
 
     def _tell_customer_reopened(self, session: Session, ticket: Ticket,
-                                parsed: ParsedMessage) -> int:
+                                parsed: ParsedMessage, tell: bool) -> int:
+        """Reopen; the customer hears of it unless the mail came from a list (no automatic answer)."""
         ticket.status = TicketStatus.OPEN
         ticket.closed_at = None
-        self.mailer.to_customer(
+        log.info("ticket=%d reopened by the customer", ticket.id)
+        if not tell:
+            return 0
+        item = self.mailer.to_customer(
             session, ticket, "reopened",
             {"update_days": days_until_update(self.config.updates.every)},
             kind="reopened",
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
             automatic="auto-replied")
-        log.info("ticket=%d reopened by the customer", ticket.id)
-        return 1
+        return int(item is not None)
 
     def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
                      row: RawMessage, verdict: Classification,
@@ -261,17 +272,76 @@ class Ingestor:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            self.mailer.to_customer(
+            item = self.mailer.to_customer(
                 session, ticket, "acknowledgement",
                 {"update_days": days_until_update(self.config.updates.every)},
                 kind="acknowledgement",
                 thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                               thread_index=ticket.thread_index),
                 automatic="auto-replied")
-            queued = 1
-            log.info("ticket=%d opened, acknowledgement queued", ticket.id)
+            queued = int(item is not None)
+            log.info("ticket=%d opened, acknowledgement %s", ticket.id,
+                     "queued" if item is not None else "withheld")
         queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
+
+    def _bounce(self, session: Session, parsed: ParsedMessage, row: RawMessage,
+                notice: Classification, matched: int | None) -> Outcome:
+        """A delivery failure: a note on the ticket whose mail bounced; agents told once per ticket."""
+        verdict = judge(notice, self._returned(session, notice, matched))
+        if verdict.ticket_id is None:
+            raise UnlinkedAutomaticMail(f"bounce not linked to any ticket ({notice.reason})")
+        ticket = session.get_one(Ticket, verdict.ticket_id)
+        now = self.clock()
+        self._record(session, ticket, parsed, row, Direction.NOTE, kind="bounce")
+        log.info("ticket=%d bounce stored as note (%s; %s; permanent=%s)", ticket.id, notice.reason,
+                 verdict.reason, notice.permanent)
+        until = suppressed_until(now, self.config.limits.bounce_suppression)
+        if verdict.suppress is not None and until is not None:
+            self._suppress(session, verdict, ticket, until)
+        if not verdict.unreachable or ticket.unreachable_at is not None:
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        ticket.unreachable_at = now
+        ticket.unreachable_reason = verdict.reason[:2000]
+        log.warning("ticket=%d customer %s unreachable: %s", ticket.id, verdict.recipient,
+                    verdict.reason)
+        bounced_subject = session.scalar(select(Message.subject).where(
+            Message.message_id == notice.original_message_id)) if notice.original_message_id else None
+        queued = self.mailer.to_agents(
+            session, ticket, "agent_bounce",
+            {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
+             "recipient": verdict.recipient or ticket.customer_email, "reason": notice.diagnostic,
+             "bounced_subject": bounced_subject or ticket.subject},
+            kind="bounce-notice", recipients=self.mailer.all_agents())
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _returned(self, session: Session, notice: Classification, matched: int | None
+                  ) -> Returned | None:
+        """The ticket automatic mail points at: our Message-ID it names, threading, its ticket number."""
+        if notice.original_message_id:
+            item = session.scalar(select(OutboxItem).where(
+                OutboxItem.message_id == notice.original_message_id))
+            ticket = session.get(Ticket, item.ticket_id) if item and item.ticket_id else None
+            if item is not None and ticket is not None:
+                return Returned(ticket.id, ticket.customer_email, by_message_id=True,
+                                recipients=tuple(item.recipients.split("\n")))
+        for number in (matched, notice.ticket_number):
+            ticket = session.get(Ticket, number) if number is not None else None
+            if ticket is not None:
+                return Returned(ticket.id, ticket.customer_email, by_message_id=False)
+        return None
+
+    def _suppress(self, session: Session, verdict: BounceVerdict, ticket: Ticket,
+                  until: datetime) -> None:
+        address = verdict.suppress or ""
+        row = session.get(SuppressedAddress, address)
+        if row is None:
+            session.add(SuppressedAddress(email=address, until=until, reason=verdict.reason[:2000],
+                                          ticket_id=ticket.id, created_at=self.clock()))
+        else:
+            row.until, row.reason, row.ticket_id = until, verdict.reason[:2000], ticket.id
+        log.info("ticket=%d %s hard-bounced: no automatic mail to it until %s", ticket.id, address,
+                 until)
 
     def _notify_agents(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
                        template: str, variables: dict[str, object]) -> int:

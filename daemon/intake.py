@@ -128,24 +128,25 @@ class Intake:
                 state.last_uid, state.updated_at = uid, utcnow()
 
     def run_forever(self) -> None:
-        """Connect, handle mail, wait for more; reconnect with capped backoff after any failure."""
+        """Connect, handle mail, wait for more; reconnect with capped backoff after any failure.
+
+        One log line per change of state (connected, failing, recovered), not one per retry; after
+        `alert_after` failures in a row, one alert to the admin for the whole outage.
+        """
         failures = 0
         poll = self.config.poll_every.total_seconds()
         while not self.stop.is_set():
             try:
                 self.inbox.connect()
                 self.last_success_at = utcnow()
-                if failures:
-                    log.info("IMAP %s reconnected after %d failed attempt(s)", self.config.host,
-                             failures)
-                else:
-                    log.info("IMAP %s connected, watching %s (%s)", self.config.host,
-                             self.config.folder, "IDLE" if self.inbox.supports_idle and
-                             self.config.idle else f"polling every {poll:g}s")
-                failures = self.consecutive_failures = 0
+                working = False
                 while not self.stop.is_set():
                     self.cycle()
                     self.last_success_at = utcnow()
+                    if not working:
+                        self._log_working(failures, poll)
+                        working, failures = True, 0
+                        self.consecutive_failures = 0
                     if not self.stop.is_set():
                         self.inbox.wait_for_mail(self.stop, poll)
             except TRANSIENT_ERRORS as exc:
@@ -155,6 +156,38 @@ class Intake:
                 if failures == 1:
                     log.warning("IMAP %s or database unavailable (%s: %s); retrying with backoff up to %gs",
                                 self.config.host, type(exc).__name__, exc, _MAX_BACKOFF)
+                if failures == self.config.alert_after:
+                    self._alert(failures, exc)
                 self.stop.wait(delay)
             finally:
                 self.inbox.close()
+
+    def _log_working(self, failures: int, poll: float) -> None:
+        if failures:
+            log.info("IMAP %s recovered after %d failed attempt(s)", self.config.host, failures)
+        else:
+            log.info("IMAP %s connected, watching %s (%s)", self.config.host, self.config.folder,
+                     "IDLE" if self.inbox.supports_idle and self.config.idle
+                     else f"polling every {poll:g}s")
+
+    def _alert(self, failures: int, exc: BaseException) -> None:
+        """Mail `[admin] address` straight through the outbox; without one, the ERROR line is all."""
+        config = self.ingestor.config
+        admin = config.admin.address
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("IMAP %s failed %d times in a row (%s); %s", self.config.host, failures, problem,
+                  f"alerting {admin}" if admin else "no [admin] address to alert")
+        if admin is None:
+            return
+        try:
+            with self.sessions.begin() as session:
+                self.ingestor.mailer.to_agents(
+                    session, None, "agent_notice",
+                    {"notice": "imap_failing",
+                     "details": {"host": self.config.host, "username": self.config.username,
+                                 "failures": failures, "error": problem}},
+                    kind="alert", recipients=[admin])
+        except TRANSIENT_ERRORS as db_exc:
+            log.error("could not queue the alert to %s: %s", admin, db_exc)
+            return
+        self.on_committed()

@@ -6,6 +6,8 @@ Customers get mail in their language, threaded on their conversation; agents get
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +18,14 @@ from sqlalchemy.orm import Session
 
 from daemon.agent_auth import ANY_AGENT, notification_id
 from daemon.commands import command_help
-from daemon.compose import Outgoing, Thread, compose
+from daemon.compose import Outgoing, Thread, compose, new_message_id
 from daemon.config import Config
 from daemon.message import Attachment
-from daemon.models import Direction, Message, OutboxItem, Ticket
+from daemon.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
+from daemon.rate_limits import exceeded, lookback
 from daemon.rendering import Renderer
+
+log = logging.getLogger(__name__)
 
 _THREAD_DEPTH = 20
 
@@ -32,8 +37,8 @@ class Mailer:
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
-        # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
-        self.silent = False
+        # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
+        self.withheld: Counter[str] = Counter()
 
     def shop_context(self) -> dict[str, str | None]:
         shop = self.config.shop
@@ -61,10 +66,11 @@ class Mailer:
                     automatic: str | None, direction: str = Direction.OUT,
                     attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
                     ) -> OutboxItem | None:
-        """Queue a mail to the customer and record it in the ticket's history (nothing when silent)."""
-        if self.silent:
-            return None
+        """Queue a mail to the customer and record it in the ticket's history; None when an
+        automatic mail is withheld (suppressed address, rate limit)."""
         now = self.clock()
+        if automatic is not None and self._withhold(session, ticket, kind, now):
+            return None
         shop = self.config.shop
         rendered = self.renderer.render(
             template, ticket.language,
@@ -78,7 +84,7 @@ class Mailer:
                            to=[(ticket.customer_name, ticket.customer_email)], rendered=rendered,
                            language=ticket.language, thread=thread, automatic=automatic, now=now,
                            attachments=attachments)
-        item = self._enqueue(session, ticket, outgoing, now)
+        item = self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
         name, email = author or (shop.name, shop.address)
         session.add(Message(ticket_id=ticket.id, direction=direction,
                             message_id=outgoing.message_id, in_reply_to=thread.in_reply_to or "",
@@ -94,8 +100,6 @@ class Mailer:
                   variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
                   from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
         """One mail per agent, each with its own signed Message-ID; returns how many were queued."""
-        if self.silent:
-            return 0
         now = self.clock()
         shop = self.config.shop
         domain = shop.address.rpartition("@")[2]
@@ -137,12 +141,59 @@ class Mailer:
     def all_agents(self) -> list[str]:
         return [*self.config.agents.addresses, *self.config.agents.notify]
 
+    def _withhold(self, session: Session, ticket: Ticket, kind: str, now: datetime) -> bool:
+        """Keep automatic mail from an address that hard-bounced or is over a rate limit.
+
+        The ticket's history gets a note saying so, and its clock moves on as if the mail had gone,
+        so the scheduler does not try again every sweep.
+        """
+        cause, why = self._why_withheld(session, ticket, now)
+        if cause is None:
+            return False
+        self.withheld[cause] += 1
+        log.warning("ticket=%d automatic %s to %s not sent: %s", ticket.id, kind,
+                    ticket.customer_email, why)
+        shop = self.config.shop
+        session.add(Message(ticket_id=ticket.id, direction=Direction.NOTE,
+                            message_id=new_message_id(shop.address.rpartition("@")[2], ticket.id,
+                                                      f"withheld-{kind}"),
+                            from_email=shop.address, from_name=shop.name, to=ticket.customer_email,
+                            subject=f"{kind} not sent", text=f"Automatic {kind} not sent: {why}.",
+                            full_text=f"Automatic {kind} not sent: {why}.", kind=f"withheld-{kind}",
+                            created_at=now))
+        ticket.last_outbound_at = now
+        ticket.updated_at = now
+        return True
+
+    def _why_withheld(self, session: Session, ticket: Ticket, now: datetime
+                      ) -> tuple[str | None, str]:
+        address = ticket.customer_email
+        suppressed = session.get(SuppressedAddress, address)
+        if suppressed is not None and suppressed.until > now:
+            return "suppressed", (f"the address hard-bounced, no automatic mail until "
+                                  f"{suppressed.until:%Y-%m-%d %H:%M} UTC ({suppressed.reason[:200]})")
+        limits = self.config.limits
+        for ladder, scope, where in (
+                (limits.automatic_per_address, f"address {address}", OutboxItem.recipients == address),
+                (limits.automatic_per_ticket, f"ticket #{ticket.id}", OutboxItem.ticket_id == ticket.id)):
+            window, most = lookback(ladder)
+            if not most:
+                continue
+            sent = session.scalars(
+                select(OutboxItem.created_at)
+                .where(OutboxItem.automatic.is_(True), where, OutboxItem.created_at > now - window)
+                .order_by(OutboxItem.created_at.desc()).limit(most)).all()
+            rate = exceeded(ladder, sent, now)
+            if rate is not None:
+                return "rate-limited", f"rate limit {rate} for {scope} reached"
+        return None, ""
+
     def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Outgoing,
-                 now: datetime) -> OutboxItem:
+                 now: datetime, automatic: bool = False) -> OutboxItem:
         item = OutboxItem(ticket_id=ticket.id if ticket is not None else None, kind=outgoing.kind,
                           message_id=outgoing.message_id, mail_from=outgoing.mail_from,
                           recipients="\n".join(outgoing.recipients), raw=outgoing.raw,
-                          created_at=now, next_attempt_at=now)
+                          created_at=now, next_attempt_at=now, automatic=automatic)
         session.add(item)
         return item
 

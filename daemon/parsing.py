@@ -119,8 +119,12 @@ def message_ids(value: str) -> tuple[str, ...]:
 
 
 def clean_header_text(value: str) -> str:
-    """One line of printable text, safe to put in a header we send."""
-    return " ".join(_CONTROL.sub(" ", value).split())[:_MAX_HEADER_TEXT]
+    """One line of printable text, safe to put in a header we send.
+
+    An encoded word left in the text ("=?utf-8?q?=0D=0A?=") would be decoded again by whoever
+    reads the header we write, control characters and all, so its opening is broken up.
+    """
+    return " ".join(_CONTROL.sub(" ", value).split()).replace("=?", "= ?")[:_MAX_HEADER_TEXT]
 
 
 def _header(message: Message, name: str) -> str:
@@ -138,11 +142,12 @@ def _decoded(value: object) -> str:
 
 
 def _addresses(values: Sequence[object]) -> list[Address]:
+    """Split first, decode names after: an encoded word must not smuggle in another address."""
     found = []
-    for name, email in getaddresses([_decoded(v) for v in values]):
+    for name, email in getaddresses([str(v) for v in values]):
         email = clean_header_text(email).lower()
         if "@" in email:
-            found.append(Address(clean_header_text(name)[:200], email[:320]))
+            found.append(Address(clean_header_text(_decoded(name))[:200], email[:320]))
     return found
 
 
@@ -150,7 +155,7 @@ def _first_address(pairs: object) -> Address | None:
     if isinstance(pairs, list):
         for pair in pairs:
             if isinstance(pair, tuple) and len(pair) == 2 and "@" in str(pair[1]):
-                return Address(clean_header_text(str(pair[0]))[:200],
+                return Address(clean_header_text(_decoded(str(pair[0])))[:200],
                                clean_header_text(str(pair[1])).lower()[:320])
     return None
 
