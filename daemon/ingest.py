@@ -124,6 +124,27 @@ class Ingestor:
             session.flush()
             return Outcome(RawOutcome.QUARANTINED, None, row.id, error=error)
 
+    def replay(self, raw_id: int) -> Outcome:
+        """Process a quarantined message's stored bytes again, e.g. once the ticket it answers exists.
+
+        Success turns the row into a ticket or duplicate outcome; another failure keeps it
+        quarantined with the new error. Raises LookupError for a row that is not quarantined.
+        """
+        try:
+            with self.sessions.begin() as session:
+                row = session.get(RawMessage, raw_id, with_for_update=True)
+                if row is None or row.outcome != RawOutcome.QUARANTINED:
+                    raise LookupError(f"no quarantined message {raw_id}")
+                row.outcome, row.error = RawOutcome.TICKET, None
+                return self._apply(session, row.raw, row)
+        except (OperationalError, LookupError):
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with self.sessions.begin() as session:
+                session.get_one(RawMessage, raw_id).error = error[:2000]
+            return Outcome(RawOutcome.QUARANTINED, None, raw_id, error=error)
+
     def _apply(self, session: Session, raw: bytes, row: RawMessage) -> Outcome:
         limit = self.config.imap.max_message_size
         if len(raw) <= limit:

@@ -37,6 +37,8 @@ class Mailer:
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
+        # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
+        self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
         self.withheld: Counter[str] = Counter()
 
@@ -66,8 +68,10 @@ class Mailer:
                     automatic: str | None, direction: str = Direction.OUT,
                     attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
                     ) -> OutboxItem | None:
-        """Queue a mail to the customer and record it in the ticket's history; None when an
-        automatic mail is withheld (suppressed address, rate limit)."""
+        """Queue a mail to the customer and record it in the ticket's history; None when silent
+        or when an automatic mail is withheld (suppressed address, rate limit)."""
+        if self.silent:
+            return None
         now = self.clock()
         if automatic is not None and self._withhold(session, ticket, kind, now):
             return None
@@ -100,6 +104,8 @@ class Mailer:
                   variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
                   from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
         """One mail per agent, each with its own signed Message-ID; returns how many were queued."""
+        if self.silent:
+            return 0
         now = self.clock()
         shop = self.config.shop
         domain = shop.address.rpartition("@")[2]

@@ -45,6 +45,8 @@ def is_permanent(exc: Exception) -> bool:
     """A 5xx answer means retrying the same message cannot help."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(500 <= r.code < 600 for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return True  # e.g. an internationalised address and a server without SMTPUTF8
     return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
 
 
@@ -98,9 +100,12 @@ class OutboxSender:
             return report
         try:
             for index, item in enumerate(items):
+                recipients = item.recipients.split("\n")
+                # Without SMTPUTF8 a non-ASCII address cannot even be encoded for RCPT TO.
+                utf8 = not all(a.isascii() for a in (item.mail_from, *recipients))
                 try:
-                    errors, _ = await client.sendmail(item.mail_from, item.recipients.split("\n"),
-                                                      item.raw)
+                    errors, _ = await client.sendmail(item.mail_from, recipients, item.raw,
+                                                      mail_options=["SMTPUTF8"] if utf8 else None)
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
                         aiosmtplib.SMTPTimeoutError, OSError) as exc:
                     await self._defer_all(items[index:], exc, report)

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -34,7 +34,8 @@ import imapclient
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-DEFAULT_USERS = ("incidencias", "agent1", "agent2", "customer1", "customer2")
+# "tienda2" is the second shop's mailbox in the several-mailboxes tests.
+DEFAULT_USERS = ("incidencias", "tienda2", "agent1", "agent2", "customer1", "customer2")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 IMAP_TIMEOUT = 10.0
@@ -476,6 +477,9 @@ class SmtpSink:
         self.port = free_port()
         self.messages: list[CapturedMail] = []
         self.data_reply = "250 Message accepted"
+        # Called with each captured message before the client gets its reply: a crash test kills
+        # the daemon here, between DATA and the commit that marks the row sent.
+        self.on_message: Callable[[CapturedMail], object] | None = None
         self._arrived = threading.Condition()
         self._controller: Controller | None = None
 
@@ -529,6 +533,8 @@ class SmtpSink:
         with self._arrived:
             self.messages.append(mail)
             self._arrived.notify_all()
+        if self.on_message is not None:
+            self.on_message(mail)
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
