@@ -347,19 +347,25 @@ def cmd_templates_render(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.models import Ticket, TicketStatus
-    from daemon.service import build
+    from daemon.service import build_mailboxes
 
     if args.discount is not None and not 0 <= args.discount <= 100:
         print("incidencias: --discount: expected a percent from 0 to 100", file=sys.stderr)
         return EXIT_USAGE
-    parts = build(settings)
-    with parts.sessions.begin() as session:
+    boxes = {parts.lifecycle.config.mailbox: parts for parts in build_mailboxes(settings)}
+    sessions = next(iter(boxes.values())).sessions
+    with sessions.begin() as session:
         ticket = session.get(Ticket, args.number, with_for_update=True)
         if ticket is None:
             print(f"incidencias: no ticket #{args.number}", file=sys.stderr)
             return EXIT_FAILURE
         if ticket.status == TicketStatus.CLOSED:
             print(f"incidencias: ticket #{args.number} is already closed", file=sys.stderr)
+            return EXIT_FAILURE
+        parts = boxes.get(ticket.mailbox)
+        if parts is None:
+            print(f"incidencias: ticket #{args.number} belongs to mailbox {ticket.mailbox!r}, "
+                  "which is not in the configuration", file=sys.stderr)
             return EXIT_FAILURE
         code = parts.lifecycle.close(session, ticket, percent=args.discount,
                                      no_discount=args.no_discount, personal_line=args.message)

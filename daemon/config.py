@@ -23,8 +23,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,6 +37,8 @@ from daemon.rate_limits import Rate
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
+_MAILBOX_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
+DEFAULT_MAILBOX = "default"
 
 
 class ConfigError(Exception):
@@ -109,8 +113,12 @@ class ShopConfig(_Section):
 
     @field_validator("default_language")
     @classmethod
-    def _default_code(cls, value: str) -> str:
-        return _language_code(value)
+    def _default_code(cls, value: str, info: ValidationInfo) -> str:
+        code = _language_code(value)
+        offered = info.data.get("languages")
+        if offered is not None and code not in offered:
+            raise ValueError(f"{code!r} is not in languages {offered}")
+        return code
 
 
 def business_hours(value: str) -> tuple[time, time]:
@@ -351,6 +359,23 @@ class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] | None = None
 
 
+class MailboxConfig(_Section):
+    """One shop's mailbox in [[mailboxes]]; [agents] and [templates] default to the top-level ones."""
+
+    name: str
+    shop: ShopConfig
+    imap: ImapConfig
+    agents: AgentsConfig | None = None
+    templates: TemplatesConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _MAILBOX_NAME.match(value):
+            raise ValueError(f"expected lower-case letters, digits and '-' (at most 40), got {value!r}")
+        return value
+
+
 class Config(_Section):
     """The whole validated configuration; secrets are resolved into `*_password` fields."""
 
@@ -367,15 +392,46 @@ class Config(_Section):
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    mailboxes: list[MailboxConfig] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _default_language_is_offered(self) -> Config:
-        if self.shop.default_language not in self.shop.languages:
-            raise ValueError(
-                f"[shop] default_language {self.shop.default_language!r} is not in "
-                f"[shop] languages {self.shop.languages}"
-            )
-        return self
+    _mailbox: str = PrivateAttr(default=DEFAULT_MAILBOX)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_from_the_first_mailbox(cls, data: Any) -> Any:
+        """With [[mailboxes]], [shop] and [imap] come from the first one (see `for_mailbox`)."""
+        if not isinstance(data, dict) or not data.get("mailboxes"):
+            return data
+        given = [f"[{key}]" for key in ("shop", "imap") if key in data]
+        if given:
+            raise ValueError(f"{' and '.join(given)} and [[mailboxes]]: give each mailbox its own "
+                             "sections inside [[mailboxes]], or use no [[mailboxes]] at all")
+        first = data["mailboxes"][0]
+        if not isinstance(first, dict):
+            return data
+        return {**data, **{key: first[key] for key in ("shop", "imap") if key in first}}
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique_names(cls, value: list[MailboxConfig]) -> list[MailboxConfig]:
+        names = [box.name for box in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"mailbox name(s) {repeated} used more than once")
+        return value
+
+    @property
+    def mailbox(self) -> str:
+        """The mailbox this config works: "default" for a config without [[mailboxes]]."""
+        return self._mailbox
+
+    def for_mailbox(self, box: MailboxConfig) -> Config:
+        """The full config one mailbox runs with: its own sections, everything else shared."""
+        derived = self.model_copy(update={
+            "shop": box.shop, "imap": box.imap, "mailboxes": [],
+            "agents": box.agents or self.agents, "templates": box.templates or self.templates})
+        derived._mailbox = box.name
+        return derived
 
 
 class Secrets(BaseModel):
@@ -396,6 +452,14 @@ class Settings(BaseModel):
     config: Config
     secrets: Secrets
     path: Path
+    mailboxes: tuple[Settings, ...] = ()
+
+    def each_mailbox(self) -> tuple[Settings, ...]:
+        """One Settings per mailbox to work; `config` and `secrets` above are the first one's."""
+        return self.mailboxes or (self,)
+
+    def for_mailbox(self, name: str) -> Settings | None:
+        return next((box for box in self.each_mailbox() if box.config.mailbox == name), None)
 
 
 def default_config_path() -> Path:
@@ -414,18 +478,37 @@ def load_settings(path: Path) -> Settings:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in exc.errors())) from None
-    base = path.parent
+        # With [[mailboxes]] the top-level [shop]/[imap] are the first mailbox's: report those once.
+        errors = [err for err in exc.errors()
+                  if not (data.get("mailboxes") and err["loc"][:1] in (("shop",), ("imap",)))]
+        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in errors)) from None
+    smtp = _secret("smtp", config.smtp.password, config.smtp.password_file, path.parent)
+    if not config.mailboxes:
+        return Settings(config=config, secrets=_mailbox_secrets(config, smtp, path, "", False),
+                        path=path)
+    boxes = tuple(
+        Settings(config=config.for_mailbox(box), path=path,
+                 secrets=_mailbox_secrets(config.for_mailbox(box), smtp, path,
+                                          f"mailboxes.{number}.", box.agents is not None))
+        for number, box in enumerate(config.mailboxes, start=1))
+    return Settings(config=boxes[0].config, secrets=boxes[0].secrets, path=path, mailboxes=boxes)
+
+
+def _mailbox_secrets(config: Config, smtp: SecretStr | None, path: Path, prefix: str,
+                     own_agents: bool) -> Secrets:
+    """One mailbox's secrets; `prefix` ("mailboxes.2.") makes errors name the mailbox's section."""
+    agents = f"{prefix}agents" if own_agents else "agents"
     secrets = Secrets(
-        imap_password=_secret("imap", config.imap.password, config.imap.password_file, base),
-        smtp_password=_secret("smtp", config.smtp.password, config.smtp.password_file, base),
-        agent_secret=_secret("agents", config.agents.secret, config.agents.secret_file, base,
+        imap_password=_secret(f"{prefix}imap", config.imap.password, config.imap.password_file,
+                              path.parent),
+        smtp_password=smtp,
+        agent_secret=_secret(agents, config.agents.secret, config.agents.secret_file, path.parent,
                              key="secret"),
     )
     if config.agents.addresses and secrets.agent_secret is None:
-        raise ConfigError(f"{path}: [agents] secret_file: required when [agents] addresses are set "
-                          "(it signs the tokens that prove an agent's reply is genuine)")
-    return Settings(config=config, secrets=secrets, path=path)
+        raise ConfigError(f"{path}: [{agents}] secret_file: required when [{agents}] addresses are "
+                          "set (it signs the tokens that prove an agent's reply is genuine)")
+    return secrets
 
 
 def _describe(error: Any) -> str:
@@ -435,6 +518,11 @@ def _describe(error: Any) -> str:
         message = "unknown key (misspelt?)"
     if not loc:
         return message
+    if loc[0] == "mailboxes" and len(loc) > 1 and isinstance(error["loc"][1], int):
+        # [[mailboxes]] entries are counted from 1, as a person reading the file counts them.
+        section_depth = 3 if len(loc) > 3 else 2
+        loc = [".".join(["mailboxes", str(error["loc"][1] + 1), *loc[2:section_depth]]),
+               *loc[section_depth:]]
     section, *rest = loc
     where = f"[{section}]" + (" " + ".".join(rest) if rest else "")
     return f"{where}: {message}"

@@ -181,14 +181,14 @@ class Ingestor:
         agents = self.config.agents
         claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
         if claim is not None and claim.verified:
-            ticket_id = claim.ticket or match_ticket(parsed, TicketStore(session)).ticket
+            ticket_id = claim.ticket or match_ticket(parsed, self._store(session)).ticket
             ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
-            if ticket is not None:
+            if ticket is not None and ticket.mailbox == self.config.mailbox:
                 return self._from_agent(session, ticket, parsed, row, verdict)
             claim = AgentCheck(None, False, "verified agent, but no ticket named")
         if claim is not None:
             self._warn_agent(session, parsed, claim.via)
-        match = match_ticket(parsed, TicketStore(session))
+        match = match_ticket(parsed, self._store(session))
         if verdict.kind is Kind.BOUNCE:
             return self._bounce(session, parsed, row, verdict, match.ticket)
         if verdict.automatic and verdict.kind is not Kind.BULK:
@@ -282,6 +282,7 @@ class Ingestor:
             updated_at=now,
             thread_index=(parsed.header("Thread-Index") or "")[:400] or None,
             previous_ticket_id=previous.id if previous is not None else None,
+            mailbox=self.config.mailbox,
         )
         session.add(ticket)
         session.flush()
@@ -343,12 +344,12 @@ class Ingestor:
             item = session.scalar(select(OutboxItem).where(
                 OutboxItem.message_id == notice.original_message_id))
             ticket = session.get(Ticket, item.ticket_id) if item and item.ticket_id else None
-            if item is not None and ticket is not None:
+            if item is not None and ticket is not None and ticket.mailbox == self.config.mailbox:
                 return Returned(ticket.id, ticket.customer_email, by_message_id=True,
                                 recipients=tuple(item.recipients.split("\n")))
         for number in (matched, notice.ticket_number):
             ticket = session.get(Ticket, number) if number is not None else None
-            if ticket is not None:
+            if ticket is not None and ticket.mailbox == self.config.mailbox:
                 return Returned(ticket.id, ticket.customer_email, by_message_id=False)
         return None
 
@@ -400,6 +401,10 @@ class Ingestor:
              "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
              "text": visible_text(parsed.text)[:2000]},
             kind="forged-warning", recipients=[agent])
+
+    def _store(self, session: Session) -> TicketStore:
+        """Lookups confined to this mailbox's tickets: threading never crosses shops."""
+        return TicketStore(session, self.config.mailbox)
 
     def _copied(self, parsed: ParsedMessage) -> set[str]:
         """Whoever the customer copied, minus the shop and its agents: they may use the ticket tag."""

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import metrics
-from daemon.config import ImapConfig
+from daemon.config import DEFAULT_MAILBOX, ImapConfig
 from daemon.imap_inbox import ImapInbox
 from daemon.ingest import Ingestor, Source
 from daemon.models import MailboxState, RawMessage, RawOutcome, utcnow
@@ -43,7 +43,8 @@ class CycleReport:
 class Intake:
     def __init__(self, config: ImapConfig, inbox: ImapInbox, ingestor: Ingestor,
                  sessions: sessionmaker[Session], stop: threading.Event,
-                 on_committed: Callable[[], object] = lambda: None) -> None:
+                 on_committed: Callable[[], object] = lambda: None,
+                 mailbox: str = DEFAULT_MAILBOX) -> None:
         self.config = config
         self.inbox = inbox
         self.ingestor = ingestor
@@ -53,6 +54,8 @@ class Intake:
         # Read by the metrics and systemd status from other threads; plain values, no lock needed.
         self.last_success_at: datetime | None = None
         self.consecutive_failures = 0
+        # Where this folder's progress is recorded: two shops' INBOXes must not share a record.
+        self.state_key = config.folder if mailbox == DEFAULT_MAILBOX else f"{mailbox}/{config.folder}"
 
     def cycle(self) -> CycleReport:
         """Handle every message waiting now; stops between messages when asked to."""
@@ -77,7 +80,7 @@ class Intake:
                 outcome = known[uid]
             elif uid in fetched:
                 result = self.ingestor.ingest(
-                    fetched[uid], Source(self.config.folder, self.inbox.uidvalidity, uid))
+                    fetched[uid], Source(self.state_key, self.inbox.uidvalidity, uid))
                 outcome = result.outcome
                 report.handled += 1
                 report.new_tickets += result.new_ticket
@@ -102,7 +105,7 @@ class Intake:
         with self.sessions() as session:
             rows = session.execute(
                 select(RawMessage.uid, RawMessage.outcome).where(
-                    RawMessage.folder == self.config.folder,
+                    RawMessage.folder == self.state_key,
                     RawMessage.uidvalidity == self.inbox.uidvalidity,
                     RawMessage.uid.in_(uids),
                 )
@@ -111,9 +114,9 @@ class Intake:
 
     def _remember_uidvalidity(self) -> None:
         with self.sessions.begin() as session:
-            state = session.get(MailboxState, self.config.folder)
+            state = session.get(MailboxState, self.state_key)
             if state is None:
-                session.add(MailboxState(folder=self.config.folder,
+                session.add(MailboxState(folder=self.state_key,
                                          uidvalidity=self.inbox.uidvalidity, last_uid=0))
             elif state.uidvalidity != self.inbox.uidvalidity:
                 log.warning("UIDVALIDITY of %s changed (%d → %d): every waiting message is checked "
@@ -123,7 +126,7 @@ class Intake:
 
     def _advance_last_uid(self, uid: int) -> None:
         with self.sessions.begin() as session:
-            state = session.get_one(MailboxState, self.config.folder)
+            state = session.get_one(MailboxState, self.state_key)
             if uid > state.last_uid:
                 state.last_uid, state.updated_at = uid, utcnow()
 

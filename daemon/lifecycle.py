@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.business_hours import in_window
-from daemon.config import Config
+from daemon.config import DEFAULT_MAILBOX, Config
 from daemon.discounts import DiscountProvider, pool_remaining
 from daemon.mailer import Mailer
 from daemon.models import Direction, KeyValue, Message, Promise, Ticket, TicketStatus
@@ -66,6 +66,15 @@ class Lifecycle:
         self.clock = clock
         self.discounts = discounts
 
+    @property
+    def _mine(self) -> ColumnElement[bool]:
+        """Sweeps look only at this mailbox's tickets; another mailbox may be worked elsewhere."""
+        return Ticket.mailbox == self.config.mailbox
+
+    def _state_key(self, key: str) -> str:
+        """Per-mailbox daemon state; the default mailbox keeps the keys it always had."""
+        return key if self.config.mailbox == DEFAULT_MAILBOX else f"{key}:{self.config.mailbox}"
+
     def customer_hours(self, now: datetime) -> bool:
         updates = self.config.updates
         start, end = updates.window
@@ -101,7 +110,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    Ticket.status == TicketStatus.OPEN,
+                    self._mine, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_outbound_at <= now - self.config.updates.every,
                     or_(Ticket.wait_until.is_(None), Ticket.wait_until <= now))
                 .order_by(Ticket.last_outbound_at).limit(_BATCH)))
@@ -122,7 +131,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    Ticket.status == TicketStatus.WAITING,
+                    self._mine, Ticket.status == TicketStatus.WAITING,
                     Ticket.waiting_reminded_at.is_(None),
                     Ticket.waiting_since <= now - self.config.updates.waiting_reminder_after)
                 .limit(_BATCH)))
@@ -145,7 +154,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    Ticket.status == TicketStatus.OPEN,
+                    self._mine, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_agent_reply_at.is_(None),
                     Ticket.unanswered_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.unanswered_after)
@@ -161,7 +170,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    Ticket.status != TicketStatus.CLOSED,
+                    self._mine, Ticket.status != TicketStatus.CLOSED,
                     Ticket.age_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.open_longer_than)
                 .limit(_BATCH)))
@@ -188,7 +197,8 @@ class Lifecycle:
         sent = 0
         with self.sessions() as session:
             due = list(session.scalars(
-                select(Promise.id).where(Promise.done_at.is_(None), Promise.due_at <= now,
+                select(Promise.id).join(Ticket, Ticket.id == Promise.ticket_id)
+                .where(self._mine, Promise.done_at.is_(None), Promise.due_at <= now,
                                          or_(Promise.reminded_at.is_(None),
                                              Promise.overdue_notified_at.is_(None)))
                 .limit(_BATCH)))
@@ -228,13 +238,13 @@ class Lifecycle:
             return 0
         today = local.date().isoformat()
         with self.sessions.begin() as session:
-            state = session.get(KeyValue, "digest_date", with_for_update=True)
+            state = session.get(KeyValue, self._state_key("digest_date"), with_for_update=True)
             if state is not None and state.value >= today:
                 return 0
-            since_key = session.get(KeyValue, "digest_at")
+            since_key = session.get(KeyValue, self._state_key("digest_at"))
             since = datetime.fromisoformat(since_key.value) if since_key else now - timedelta(days=1)
-            session.merge(KeyValue(key="digest_date", value=today))
-            session.merge(KeyValue(key="digest_at", value=now.isoformat()))
+            session.merge(KeyValue(key=self._state_key("digest_date"), value=today))
+            session.merge(KeyValue(key=self._state_key("digest_at"), value=now.isoformat()))
             self.mailer.to_agents(session, None, "agent_digest",
                                   self._digest_context(session, now, since, today),
                                   kind="digest", recipients=self.mailer.all_agents())
@@ -244,18 +254,18 @@ class Lifecycle:
     def _digest_context(self, session: Session, now: datetime, since: datetime,
                         today: str) -> dict[str, Any]:
         zone = ZoneInfo(self.config.shop.timezone)
-        active = session.scalars(select(Ticket).where(Ticket.status != TicketStatus.CLOSED)
+        active = session.scalars(select(Ticket).where(self._mine, Ticket.status != TicketStatus.CLOSED)
                                  .order_by(Ticket.id)).all()
         opened = session.scalar(select(func.count()).select_from(Ticket)
-                                .where(Ticket.created_at >= since)) or 0
+                                .where(self._mine, Ticket.created_at >= since)) or 0
         closed = session.scalar(select(func.count()).select_from(Ticket)
-                                .where(Ticket.closed_at >= since)) or 0
+                                .where(self._mine, Ticket.closed_at >= since)) or 0
         every = self.config.updates.every
-        promises = session.scalars(select(Promise).where(
-            Promise.done_at.is_(None), Promise.due_at <= now + timedelta(days=1))
+        promises = session.scalars(select(Promise).join(Ticket, Ticket.id == Promise.ticket_id).where(
+            self._mine, Promise.done_at.is_(None), Promise.due_at <= now + timedelta(days=1))
             .order_by(Promise.due_at)).all()
         week = session.execute(select(Ticket.created_at, Ticket.first_agent_reply_at).where(
-            Ticket.created_at >= now - timedelta(days=7),
+            self._mine, Ticket.created_at >= now - timedelta(days=7),
             Ticket.first_agent_reply_at.is_not(None))).all()
         hours = [(reply - created).total_seconds() / 3600 for created, reply in week if reply]
         return {

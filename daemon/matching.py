@@ -18,6 +18,8 @@ from daemon.subjects import subject_key, ticket_tag
 
 
 class TicketLookup(Protocol):
+    """Answers about the tickets of one mailbox only, so threading never crosses shops."""
+
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
         """The ticket of the first id (in the order given) that any stored message has."""
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from daemon.config import DEFAULT_MAILBOX
+
 
 def utcnow() -> datetime:
     """Now as naive UTC, the form every column stores."""
@@ -73,6 +75,9 @@ class Ticket(Base):
     previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     unreachable_at: Mapped[datetime | None] = mapped_column(default=None)
     unreachable_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Which [[mailboxes]] entry the ticket came in through; threading never crosses mailboxes.
+    mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX,
+                                         server_default=DEFAULT_MAILBOX)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -82,6 +87,7 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_sender_subject", "customer_email", "subject_key"),
         Index("ix_tickets_status_last_outbound", "status", "last_outbound_at"),
+        Index("ix_tickets_mailbox_status", "mailbox", "status"),
     )
 
 

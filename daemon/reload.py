@@ -76,6 +76,13 @@ class Reloader:
         except ConfigError as exc:
             log.error("reload refused, the running settings stay: %s", exc)
             return False
+        mailbox = self.settings.config.mailbox
+        mine = new.for_mailbox(mailbox)
+        if mine is None:
+            log.error("reload refused for mailbox %s: it is no longer in %s (removing a mailbox "
+                      "takes a restart)", mailbox, path)
+            return False
+        new = mine
         merged = merge(self.settings.config, new.config)
         renderer = Renderer(merged.templates.directory)
         problems = renderer.check()

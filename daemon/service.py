@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,6 +27,8 @@ from daemon.imap_inbox import ImapInbox
 from daemon.ingest import Ingestor
 from daemon.intake import Intake
 from daemon.lifecycle import Lifecycle
+from daemon.mailbox_lock import make_lock
+from daemon.mailbox_work import MailboxWorker, MailboxWorkers
 from daemon.mailer import Mailer
 from daemon.metrics import DatabaseCollector, MetricsServer, observe_scheduler
 from daemon.models import utcnow
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _OUTBOX_SWEEP_SECONDS = 15
 _STATUS_EVERY_SECONDS = 10
+# How often a standby instance tries to take a mailbox, and a holder checks it still has it.
+_CLAIM_EVERY_SECONDS = 10
 
 
 class SchemaOutdated(Exception):
@@ -76,6 +80,14 @@ def build(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Compone
     return assemble(settings, engine, sessions, clock)
 
 
+def build_mailboxes(settings: Settings, clock: Callable[[], datetime] = utcnow) -> list[Components]:
+    """One Components per mailbox, in config order, sharing the database and the outbox sender."""
+    engine = prepare_database(settings)
+    sessions = db.session_factory(engine)
+    first, *others = [assemble(box, engine, sessions, clock) for box in settings.each_mailbox()]
+    return [first, *(replace(parts, sender=first.sender) for parts in others)]
+
+
 def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session],
              clock: Callable[[], datetime] = utcnow) -> Components:
     """Wire the pipeline's parts together; the clock and the database are passed in."""
@@ -105,24 +117,41 @@ def _inbox(settings: Settings) -> ImapInbox:
     return ImapInbox(settings.config.imap, password.get_secret_value() if password else None)
 
 
+def _intake_for(settings: Settings, parts: Components,
+                on_committed: Callable[[], object] = lambda: None) -> Callable[[threading.Event], Intake]:
+    def make(stop: threading.Event) -> Intake:
+        return Intake(settings.config.imap, _inbox(settings), parts.ingestor, parts.sessions, stop,
+                      on_committed=on_committed, mailbox=settings.config.mailbox)
+    return make
+
+
+def _fetch_all(intake: Intake) -> None:
+    intake.inbox.connect()
+    try:
+        report = intake.cycle()
+    finally:
+        intake.inbox.close()
+    log.info("mailbox %s: handled %d message(s): %d new ticket(s), %d quarantined",
+             intake.ingestor.config.mailbox, report.handled, report.new_tickets, report.quarantined)
+
+
 async def run_once(settings: Settings) -> int:
-    """One full cycle: every waiting message, then the whole outbox in batches, with bounded retries."""
-    parts = build(settings)
-    stop = threading.Event()
-    inbox = _inbox(settings)
-    intake = Intake(settings.config.imap, inbox, parts.ingestor, parts.sessions, stop)
+    """One full cycle: every waiting message, then the whole outbox in batches, with bounded retries.
 
-    def fetch_all() -> None:
-        inbox.connect()
+    A mailbox another instance is working right now is left to it.
+    """
+    boxes = build_mailboxes(settings)
+    for box, box_parts in zip(settings.each_mailbox(), boxes, strict=True):
+        lock = make_lock(box_parts.engine, box.config.mailbox)
+        if not await asyncio.to_thread(lock.acquire):
+            log.info("mailbox %s: worked by another instance right now, left to it", box.config.mailbox)
+            continue
         try:
-            report = intake.cycle()
+            await asyncio.to_thread(_fetch_all, _intake_for(box, box_parts)(threading.Event()))
+            await asyncio.to_thread(box_parts.lifecycle.sweep)
         finally:
-            inbox.close()
-        log.info("handled %d message(s): %d new ticket(s), %d quarantined", report.handled,
-                 report.new_tickets, report.quarantined)
-
-    await asyncio.to_thread(fetch_all)
-    await asyncio.to_thread(parts.lifecycle.sweep)
+            await asyncio.to_thread(lock.close)
+    parts = boxes[0]
     retries_left = settings.config.smtp.max_attempts_per_run
     while True:
         report = await parts.sender.deliver_due(ignore_schedule=True)
@@ -142,27 +171,29 @@ async def run_once(settings: Settings) -> int:
 
 
 async def run_forever(settings: Settings) -> int:
-    parts = build(settings)
+    boxes = build_mailboxes(settings)
+    parts = boxes[0]
     logs.apply_config_level(settings.config.logging.level)
     loop = asyncio.get_running_loop()
-    stop = threading.Event()
     stopping = asyncio.Event()
     wake = asyncio.Event()
-    reloader = Reloader(settings, [parts.mailer, parts.lifecycle, parts.ingestor,
-                                   parts.ingestor.agent_replies], [parts.mailer, parts])
+    reloaders = [Reloader(box, [p.mailer, p.lifecycle, p.ingestor, p.ingestor.agent_replies],
+                          [p.mailer, p])
+                 for box, p in zip(settings.each_mailbox(), boxes, strict=True)]
     reloading = asyncio.Lock()
     background: set[asyncio.Future[None]] = set()
 
     def request_stop(signum: int) -> None:
         log.info("received %s, finishing the work in hand", signal.Signals(signum).name)
         supervision.announce_stopping()
-        stop.set()
+        workers.interrupt()
         stopping.set()
         wake.set()
 
     async def reload() -> None:
         async with reloading:
-            await asyncio.to_thread(reloader.reload)
+            for reloader in reloaders:
+                await asyncio.to_thread(reloader.reload)
         await supervision.refresh_status()
 
     def request_reload() -> None:
@@ -175,11 +206,14 @@ async def run_forever(settings: Settings) -> int:
         loop.add_signal_handler(signum, request_stop, signum)
     loop.add_signal_handler(signal.SIGHUP, request_reload)
 
-    intake = Intake(settings.config.imap, _inbox(settings), parts.ingestor, parts.sessions, stop,
-                    on_committed=lambda: loop.call_soon_threadsafe(wake.set))
-    supervision = Supervision(Notifier.from_environment(), parts.sessions, intake,
+    workers = MailboxWorkers([
+        MailboxWorker(make_lock(parts.engine, box.config.mailbox),
+                      _intake_for(box, p, on_committed=lambda: loop.call_soon_threadsafe(wake.set)),
+                      p.lifecycle)
+        for box, p in zip(settings.each_mailbox(), boxes, strict=True)])
+    supervision = Supervision(Notifier.from_environment(), parts.sessions, workers,
                               lambda: probe(parts.sender.config, parts.sender.password),
-                              healthy=lambda: not intake_done.done())
+                              healthy=workers.healthy)
     scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
     observe_scheduler(scheduler)
     if supervision.notifier.enabled:
@@ -192,28 +226,26 @@ async def run_forever(settings: Settings) -> int:
     metrics: MetricsServer | None = None
     if settings.config.metrics.address:
         metrics = MetricsServer(settings.config.metrics.address,
-                                DatabaseCollector(parts.sessions, lambda: intake.last_success_at))
+                                DatabaseCollector(parts.sessions, lambda: workers.last_success_at))
         metrics.start()
     scheduler.add_job(wake.set, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
                       coalesce=True, max_instances=1)
 
     async def lifecycle_sweep() -> None:
-        try:
-            report = await asyncio.to_thread(parts.lifecycle.sweep)
-        except Exception:
-            log.exception("scheduled work failed; it is retried at the next sweep")
-            return
-        if report.total:
+        if await workers.sweep():
             wake.set()
 
     scheduler.add_job(lifecycle_sweep, "interval",
                       seconds=settings.config.updates.sweep_every.total_seconds(),
                       id="lifecycle-sweep", coalesce=True, max_instances=1,
                       next_run_time=datetime.now(UTC))
+    scheduler.add_job(workers.claim, "interval", seconds=_CLAIM_EVERY_SECONDS, id="mailbox-claim",
+                      coalesce=True, max_instances=1)
+    await workers.claim()
     scheduler.start()
-    intake_done = asyncio.ensure_future(asyncio.to_thread(intake.run_forever))
     ready = asyncio.ensure_future(supervision.announce_ready(stopping))
-    log.info("incidencias running for %s", settings.config.shop.address)
+    log.info("incidencias running for %s",
+             ", ".join(box.config.shop.address for box in settings.each_mailbox()))
     try:
         while not stopping.is_set():
             await wake.wait()
@@ -221,16 +253,13 @@ async def run_forever(settings: Settings) -> int:
             if stopping.is_set():
                 break
             await parts.sender.deliver_due()
-            if intake_done.done():
-                intake_done.result()
-                break
+            workers.check()
     finally:
         if not supervision.stopping:
             supervision.announce_stopping()
         ready.cancel()
         scheduler.shutdown(wait=False)
-        stop.set()
-        await intake_done
+        await workers.close()
         if metrics:
             metrics.stop()
         parts.engine.dispose()

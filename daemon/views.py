@@ -35,6 +35,7 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "tags": [t for t in ticket.tags.split(",") if t],
         "status_line": ticket.status_line,
         "wait_until": iso(ticket.wait_until),
+        "mailbox": ticket.mailbox,
     }
 
 
