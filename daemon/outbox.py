@@ -42,11 +42,13 @@ def retry_delay(attempts: int, cap: timedelta) -> timedelta:
 
 
 def is_permanent(exc: Exception) -> bool:
-    """A 5xx answer means retrying the same message cannot help."""
+    """A 5xx answer, or an envelope that cannot be written, means retrying cannot help."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(500 <= r.code < 600 for r in exc.recipients)
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
-        return True  # e.g. an internationalised address and a server without SMTPUTF8
+    if isinstance(exc, aiosmtplib.SMTPNotSupported | ValueError):
+        # An internationalised address and a server without SMTPUTF8, or an address aiosmtplib
+        # refuses to put in an envelope: this message can never go, the rest of the queue can.
+        return True
     return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
 
 
@@ -110,7 +112,7 @@ class OutboxSender:
                         aiosmtplib.SMTPTimeoutError, OSError) as exc:
                     await self._defer_all(items[index:], exc, report)
                     return report
-                except aiosmtplib.SMTPException as exc:
+                except (aiosmtplib.SMTPException, ValueError) as exc:
                     await self._failed_once(item, exc, report)
                     continue
                 await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT)
