@@ -146,7 +146,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.rendering import Renderer
 
-    problems = Renderer(settings.config.templates.directory).check()
+    directories = dict.fromkeys(box.config.templates.directory for box in settings.each_mailbox())
+    problems = [problem for directory in directories for problem in Renderer(directory).check()]
     for problem in problems:
         print(f"incidencias: template error: {problem}", file=sys.stderr)
     if problems:
@@ -260,10 +261,18 @@ def cmd_quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from daemon.models import RawOutcome
-    from daemon.service import build
+    from sqlalchemy import select
 
-    parts = build(settings)
+    from daemon.config import DEFAULT_MAILBOX
+    from daemon.models import RawMessage, RawOutcome
+    from daemon.service import build_mailboxes
+
+    boxes = {p.ingestor.config.mailbox: p for p in build_mailboxes(settings)}
+    with next(iter(boxes.values())).sessions() as session:
+        folder = session.scalar(select(RawMessage.folder).where(RawMessage.id == args.id)) or ""
+    # The intake records a named mailbox's folder as "<mailbox>/<folder>" (daemon.intake).
+    named = folder.split("/", 1)[0] if "/" in folder else DEFAULT_MAILBOX
+    parts = boxes.get(named) or boxes.get(DEFAULT_MAILBOX) or next(iter(boxes.values()))
     try:
         outcome = parts.ingestor.replay(args.id)
     except LookupError as exc:
@@ -278,7 +287,7 @@ def cmd_quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
             else "opened" if outcome.new_ticket else "filed in")
     print(f"message {args.id} replayed: {what} ticket #{outcome.ticket}"
           + (f"; {outcome.queued} email(s) queued" if outcome.queued else "")
-          + f". Its copy on the IMAP server stays in {settings.config.imap.quarantine_folder}.")
+          + f". Its copy on the IMAP server stays in {parts.ingestor.config.imap.quarantine_folder}.")
     return EXIT_OK
 
 

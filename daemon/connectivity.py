@@ -11,15 +11,18 @@ from daemon.outbox import probe
 
 def check_connections(settings: Settings) -> list[str]:
     failures = []
-    password = settings.secrets.imap_password
-    inbox = ImapInbox(settings.config.imap, password.get_secret_value() if password else None)
-    try:
-        inbox.connect()
-    except Exception as exc:
-        failures.append(f"IMAP {settings.config.imap.host}:{settings.config.imap.port}: "
-                        f"{type(exc).__name__}: {exc}")
-    finally:
-        inbox.close()
+    several = len(settings.each_mailbox()) > 1
+    for box in settings.each_mailbox():
+        password = box.secrets.imap_password
+        inbox = ImapInbox(box.config.imap, password.get_secret_value() if password else None)
+        try:
+            inbox.connect()
+        except Exception as exc:
+            failures.append((f"mailbox {box.config.mailbox}: " if several else "")
+                            + f"IMAP {box.config.imap.host}:{box.config.imap.port}: "
+                            f"{type(exc).__name__}: {exc}")
+        finally:
+            inbox.close()
     smtp_password = settings.secrets.smtp_password
     try:
         asyncio.run(probe(settings.config.smtp,

@@ -18,8 +18,9 @@ from sqlalchemy import select, text
 
 from daemon import db
 from daemon.config import ConfigError, load_settings
+from daemon.ingest import Source
 from daemon.mailbox_lock import AdvisoryLock, SingleInstance, lock_key, make_lock
-from daemon.models import OutboxItem, Ticket
+from daemon.models import OutboxItem, RawOutcome, Ticket
 from daemon.service import Components, build_mailboxes
 
 TWO_SHOPS = """
@@ -251,6 +252,25 @@ def test_each_mailbox_sweeps_only_its_own_tickets(shops: tuple[dict[str, Compone
 
     assert after_uno == {(uno_ticket, "update"), (uno_ticket, "reminder-unanswered")}
     assert after_both == after_uno | {(dos_ticket, "update"), (dos_ticket, "reminder-unanswered")}
+
+
+def test_a_quarantined_message_is_replayed_in_the_mailbox_it_came_from(
+        tmp_path: Path, shops: tuple[dict[str, Components], Clock],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    boxes, _ = shops
+    auto_reply = customer_email("Réponse automatique", "Je suis absente.", sender="claire@example.net",
+                                in_reply_to="<question@example.net>", to="dos@example.com",
+                                extra_headers={"Auto-Submitted": "auto-replied"})
+    held = boxes["dos-2"].ingestor.ingest(auto_reply, Source("dos-2/INBOX", 7, 1))
+    assert held.outcome == RawOutcome.QUARANTINED, "it answers nothing known yet"
+    ticket = boxes["dos-2"].ingestor.ingest(customer_email(
+        "Question", "Une question.", sender="claire@example.net", to="dos@example.com",
+        message_id="<question@example.net>")).ticket
+
+    assert main(["-c", str(tmp_path / "config.toml"), "quarantine", "replay", str(held.raw_id)]) == 0
+    assert f"filed in ticket #{ticket}" in capsys.readouterr().out
 
 
 def test_existing_tickets_belong_to_the_default_mailbox_after_the_upgrade(tmp_path: Path) -> None:
