@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
@@ -20,6 +22,7 @@ from daemon import db
 from daemon.config import ConfigError, load_settings
 from daemon.ingest import Source
 from daemon.mailbox_lock import AdvisoryLock, SingleInstance, lock_key, make_lock
+from daemon.mailbox_work import MailboxWorker, MailboxWorkers
 from daemon.models import OutboxItem, RawOutcome, Ticket
 from daemon.service import Components, build_mailboxes
 
@@ -325,6 +328,91 @@ def test_one_holder_per_mailbox_and_a_dead_holder_hands_it_over(postgres: Postgr
         for lock in (first, second, other):
             lock.close()
         engine.dispose()
+
+
+class FakeLock:
+    """A mailbox lock whose owner the test decides."""
+
+    def __init__(self) -> None:
+        self.mailbox = "uno"
+        self.free = False
+        self.ours = False
+        self.closed = False
+
+    def acquire(self) -> bool:
+        self.ours = self.ours or self.free
+        return self.ours
+
+    def held(self) -> bool:
+        return self.ours
+
+    def release(self) -> None:
+        self.ours = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeIntake:
+    def __init__(self, stop: threading.Event, fail: bool = False) -> None:
+        self.stop = stop
+        self.fail = fail
+        self.running = threading.Event()
+
+    def run_forever(self) -> None:
+        self.running.set()
+        if self.fail:
+            raise RuntimeError("IMAP server speaks nonsense")
+        self.stop.wait()
+
+
+def test_a_mailbox_is_worked_only_while_its_lock_is_held() -> None:
+    lock = FakeLock()
+    intakes: list[FakeIntake] = []
+
+    def intake_for(stop: threading.Event) -> FakeIntake:
+        intakes.append(FakeIntake(stop))
+        return intakes[-1]
+
+    async def scenario() -> None:
+        worker = MailboxWorker(lock, intake_for, lifecycle=None)
+        assert not await worker.claim(), "held by another instance"
+        assert intakes == []
+        lock.free = True
+        assert await worker.claim()
+        assert await asyncio.to_thread(intakes[0].running.wait, 10)
+        assert await worker.claim() and len(intakes) == 1, "claiming again keeps the same intake"
+        lock.ours = lock.free = False  # the lock connection dropped; someone else took it
+        assert not await worker.claim()
+        assert intakes[0].stop.is_set() and not worker.active
+        lock.free = True
+        assert await worker.claim() and len(intakes) == 2, "taken back when free again"
+        await worker.close()
+        assert intakes[1].stop.is_set() and lock.closed
+
+    asyncio.run(scenario())
+
+
+def test_an_intake_that_dies_on_its_own_is_reported_not_ignored() -> None:
+    lock = FakeLock()
+    lock.free = True
+
+    async def scenario() -> None:
+        worker = MailboxWorker(lock, lambda stop: FakeIntake(stop, fail=True), lifecycle=None)
+        workers = MailboxWorkers([worker])
+        await workers.claim()
+        for _ in range(100):
+            if not workers.healthy():
+                break
+            await asyncio.sleep(0.05)
+        assert not workers.healthy()
+        with pytest.raises(RuntimeError, match="speaks nonsense"):
+            workers.check()
+        with pytest.raises(RuntimeError, match="speaks nonsense"):
+            await workers.close()
+        assert lock.closed
+
+    asyncio.run(scenario())
 
 
 # --- one daemon, two shops -------------------------------------------------------------------
