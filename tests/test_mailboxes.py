@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from dbcheck import fresh_database_url
 from harness import customer_email, start_daemon, stop_daemon, tickets, wait_until
 from mailservers import Dovecot, SmtpSink
 from multishop import DOS, DOS_ADDRESS, DOS_AGENTS, UNO, UNO_ADDRESS, UNO_AGENTS, write_two_shops
@@ -424,7 +425,7 @@ def _sender(raw: bytes) -> str:
 
 def test_one_daemon_answers_each_shops_customers_from_that_shop(
         tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink) -> None:
-    config = write_two_shops(tmp_path, imap, smtp_sink, f"sqlite:///{tmp_path / 'shops.db'}")
+    config = write_two_shops(tmp_path, imap, smtp_sink, fresh_database_url(tmp_path))
     imap.deliver("incidencias", customer_email("Paquete perdido", "No ha llegado mi paquete.",
                                                sender="maria@example.net", to=UNO_ADDRESS))
     daemon = start_daemon(config, tmp_path / "daemon.log")
