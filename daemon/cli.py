@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     import_mbox = commands.add_parser("import-mbox", help="file a mailbox's history as tickets, "
                                       "sending nothing")
     import_mbox.add_argument("file", type=Path, metavar="FILE")
+    import_mbox.add_argument("--mailbox", default=None, metavar="NAME",
+                             help="the [[mailboxes]] entry the history belongs to (needed with several)")
     import_mbox.add_argument("--json", action="store_true")
     import_mbox.set_defaults(handler=cmd_import_mbox)
 
@@ -298,10 +300,20 @@ def cmd_import_mbox(settings: Settings, args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"incidencias: import-mbox: {args.file}: no such file", file=sys.stderr)
         return EXIT_USAGE
+    names = [box.config.mailbox for box in settings.each_mailbox()]
+    if args.mailbox is None and len(names) > 1:
+        print(f"incidencias: import-mbox: --mailbox is needed with several mailboxes ({', '.join(names)})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    target = settings if args.mailbox is None else settings.for_mailbox(args.mailbox)
+    if target is None:
+        print(f"incidencias: import-mbox: --mailbox: no mailbox {args.mailbox!r} ({', '.join(names)})",
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.log_level is None:
         # One info line per message would bury the progress bar; warnings still show.
         logging.getLogger("daemon").setLevel(logging.WARNING)
-    report = import_mbox(settings, args.file, ProgressLine(sys.stderr, "messages"))
+    report = import_mbox(target, args.file, ProgressLine(sys.stderr, "messages"))
     if report.messages == 0:
         print(f"incidencias: import-mbox: {args.file}: no messages found (not an mbox file?)",
               file=sys.stderr)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import Settings
+from daemon.config import DEFAULT_MAILBOX, Settings
 from daemon.ingest import Outcome, Source
 from daemon.models import RawOutcome, Ticket, utcnow
 from daemon.parsing import normalise_message_id
@@ -97,7 +97,10 @@ def import_mbox(settings: Settings, path: Path,
     parts.mailer.silent = True
     box = mailbox.mbox(path, create=False)
     report = ImportReport()
-    source = Source(folder=f"mbox:{path.name}"[:255])
+    # A named mailbox's raw rows carry its name first, as the IMAP intake's do (see quarantine replay).
+    name = settings.config.mailbox
+    folder = f"mbox:{path.name}" if name == DEFAULT_MAILBOX else f"{name}/mbox:{path.name}"
+    source = Source(folder=folder[:255])
     try:
         now = utcnow()
         keys = [(key, message_date(_headers(box.get_bytes(key))[0], now)) for key in box.iterkeys()]

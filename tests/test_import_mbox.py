@@ -12,9 +12,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from dbcheck import DatabaseView
+from dbcheck import DatabaseView, fresh_database_url
 from harness import SHOP_ADDRESS, cli, write_config
 from mailservers import Dovecot, SmtpSink
+from multishop import DOS, UNO, write_two_shops
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -179,6 +180,25 @@ def test_import_refuses_a_missing_file_or_one_without_messages_with_status_2(
     not_mbox.write_text("just some notes\n")
     empty = cli(config, "import-mbox", str(not_mbox), check=False)
     assert empty.returncode == 2 and "no messages" in empty.stderr
+
+
+def test_with_several_mailboxes_the_history_goes_to_the_one_named(
+        tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink) -> None:
+    config = write_two_shops(tmp_path, imap, smtp_sink, fresh_database_url(tmp_path))
+    history = make_history(12)
+    mbox_path = tmp_path / "boutique.mbox"
+    write_mbox(mbox_path, history, random.Random(3))
+
+    unnamed = cli(config, "import-mbox", str(mbox_path), check=False)
+    assert unnamed.returncode == 2 and f"{UNO}, {DOS}" in unnamed.stderr
+    assert cli(config, "import-mbox", str(mbox_path), "--mailbox", "tres", check=False).returncode == 2
+
+    report = json.loads(cli(config, "import-mbox", str(mbox_path), "--mailbox", DOS, "--json").stdout)
+    assert report["new_tickets"] == len(history.conversations)
+    filed = json.loads(cli(config, "tickets", "list", "--json").stdout)
+    assert len(filed) == len(history.conversations)
+    assert {t["mailbox"] for t in filed} == {DOS}
+    assert smtp_sink.messages == []
 
 
 def test_messages_are_taken_in_date_order_and_undated_ones_keep_their_place() -> None:
