@@ -1,0 +1,223 @@
+"""The results file a person reads: figures, targets, the machine, and where the time goes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+# Issue 8's targets on a 2-core machine.
+TARGETS = {
+    "end_to_end": 400.0,
+    "pipeline": 850.0,
+    "roundup_factor": 25.0,
+    "helpdesk_factor": 8.0,
+    "latency_p95": 1.0,
+    "sweep_ms": 50.0,
+    "peak_rss_mb": 200.0,
+}
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?):\d+\)$")
+# The daemon's steps, found by the function names on a sample's stack (inclusive time).
+STEPS = (
+    ("parse (mail-parser, daemon/parsing.py)", ("parse (", "parsing.py")),
+    ("classify", ("classify (", "classify.py")),
+    ("language detection (lingua)", ("detect_language (", "language.py")),
+    ("quote stripping", ("visible_text (", "quoting.py")),
+    ("threading (match_ticket)", ("match_ticket (", "matching.py")),
+    ("rendering templates (Jinja2)", ("Renderer.render (", "rendering.py")),
+    ("composing outgoing mail (email package)", ("compose (", "compose.py")),
+    ("agent notifications (render + compose, 2 agents)", ("Mailer.to_agents (", "mailer.py")),
+    ("SQLAlchemy flush + commit", ("Session.flush (", "session.py")),
+    ("SQLAlchemy commit", ("SessionTransaction.commit (", "session.py")),
+)
+
+
+def aggregate_profile(raw: str, within: str, skip: str = "warm_up (") -> dict[str, Any]:
+    """py-spy raw samples → share of time per daemon step and per library (leaf frame).
+
+    Only stacks through `within`, and none through `skip` (the warm-up loads language models).
+    """
+    total = 0
+    steps: Counter[str] = Counter()
+    libraries: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        if any(f.startswith(skip) for f in frames):
+            continue
+        start = next((i for i, f in enumerate(frames) if f.startswith(within + " (")), None)
+        if start is None:
+            continue
+        count = int(count_text)
+        total += count
+        inner = frames[start:]
+        for name, (func, file) in STEPS:
+            if any(f.startswith(func) and file in f for f in inner):
+                steps[name] += count
+        libraries[_library(inner[-1])] += count
+        for frame in dict.fromkeys(_short(f) for f in inner):
+            functions[frame] += count
+    if not total:
+        return {"error": f"no samples inside {within}"}
+    return {
+        "samples": total,
+        "steps": [(name, 100 * n / total) for name, n in steps.most_common()],
+        "libraries": [(name, 100 * n / total) for name, n in libraries.most_common(10)],
+        "functions": [(name, 100 * n / total) for name, n in functions.most_common(30)],
+    }
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame)
+    return f"{match['func']} ({match['file']})" if match else frame
+
+
+def _library(frame: str) -> str:
+    """Where a leaf frame is: a daemon module, or the top package (email, sqlalchemy, jinja2, …).
+
+    py-spy names files relative to sys.path, so the first path component is the package; time
+    inside a C or Rust extension (sqlite3, lingua) shows as the Python frame that called it.
+    """
+    match = _FRAME.match(frame)
+    if not match:
+        return "other"
+    path = match["file"]
+    if path.startswith("daemon/"):
+        return path
+    return path.split("/", 1)[0].removesuffix(".py")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    w = r["workload"]
+    pipe = r["pipeline"]
+    e2e = r["end_to_end"]
+    lat = r["latency"]
+    scale = r["scale"]
+    backlog = r["backlog"]
+    floor = r["parse_floor"]
+    out = [
+        f"# Benchmark results, {r['date']}",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, {m['platform']}; "
+        f"incidencias at {m['commit']}. Load average before the run {m['load_before']}, after "
+        f"{m['load_after']} (other work on the machine slows every figure alike). "
+        f"Whole run: {r['wall_seconds'] / 60:.1f} min. Each throughput is the median of "
+        f"{r['settings']['runs']} runs.",
+        "",
+        f"Workload (seed {w['seed']}): {w['messages']:,} messages, {w['bytes'] / 1e6:.1f} MB — "
+        f"{w.get('new', 0)} new conversations, {w.get('reply-headers', 0)} replies with "
+        f"In-Reply-To/References, {w.get('reply-outlook', 0)} Outlook-style `RE: [#N]`, "
+        f"{w.get('reply-subject', 0)} subject-only `Re:`; {w['attachments']} with a 200 KB JPEG/PDF, "
+        f"{w['html_only']} HTML-only; es {w['lang_es']}, fr {w['lang_fr']}, en {w['lang_en']}.",
+        "",
+        "## incidencias",
+        "",
+        "| measurement | result | target | met |",
+        "| --- | --- | --- | --- |",
+        f"| end-to-end (Dovecot INBOX → processed → {e2e['mail_delivered']:,} mails accepted by the "
+        f"SMTP sink) | {_fmt(e2e['rate'])} msg/s | ≥ {TARGETS['end_to_end']:.0f} | "
+        f"{_met(e2e['rate'] >= TARGETS['end_to_end'])} |",
+        f"| pipeline in-process (parse → … → outbox) | {_fmt(pipe['rate'])} msg/s, threading "
+        f"{pipe['threading']:.1%} | ≥ {TARGETS['pipeline']:.0f} | "
+        f"{_met(pipe['rate'] >= TARGETS['pipeline'])} |",
+        f"| parse floor: mail-parser | {_fmt(floor['mail-parser'])} msg/s | | |",
+        f"| parse floor: `email.message_from_bytes`, `policy.default` | "
+        f"{_fmt(floor['email.policy.default'])} msg/s | | |",
+        f"| pipeline / mail-parser floor | {pipe['rate'] / floor['mail-parser']:.2f} | ≥ 0.5 | "
+        f"{_met(pipe['rate'] / floor['mail-parser'] >= 0.5)} |",
+    ]
+    if lat.get("received"):
+        stranded = (f"; {lat['stranded']} stranded (no acknowledgement within 10 s)"
+                    if lat.get("stranded") else "")
+        out.append(f"| latency, APPEND → acknowledgement at the sink ({lat['sent']} new customers, "
+                   f"one by one{stranded}) | p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, "
+                   f"max {lat['max'] * 1000:.0f} ms | p95 < 1 s | "
+                   f"{_met(lat['p95'] < TARGETS['latency_p95'])} |")
+    sweep = min(scale["sweep_ms"])
+    sweep_median = sorted(scale["sweep_ms"])[len(scale["sweep_ms"]) // 2]
+    out += [
+        f"| scheduler sweep at {scale['tickets']:,} tickets (95 % closed; nothing due) | "
+        f"median {sweep_median:.1f} ms (best {sweep:.1f}) | < {TARGETS['sweep_ms']:.0f} ms | "
+        f"{_met(sweep_median < TARGETS['sweep_ms'])} |",
+        f"| `incidencias tickets list` at {scale['tickets']:,} tickets (whole command) | "
+        f"{sorted(scale['list_seconds'])[len(scale['list_seconds']) // 2]:.2f} s | | |",
+        f"| database size at {scale['tickets']:,} tickets (2 messages + raw mail each) | "
+        f"{scale['database_mb']:.0f} MB | | |",
+        f"| peak RSS, backlog of {backlog['messages']:,} messages ({backlog['seconds']:.0f} s) | "
+        f"{backlog['peak_rss_mb']:.0f} MB | < {TARGETS['peak_rss_mb']:.0f} MB | "
+        f"{_met(backlog['peak_rss_mb'] < TARGETS['peak_rss_mb'])} |",
+    ]
+    out += ["", _rss_line(backlog), ""]
+    out += _peers_section(r, e2e["rate"], pipe)
+    out += _profile_section(r.get("profile"))
+    if r.get("chart"):
+        out += ["", f"![chart]({r['chart']})"]
+    out += ["", "Raw figures: the `.json` file of the same name. How each figure is taken: "
+            "`bench/README.md`."]
+    return "\n".join(out) + "\n"
+
+
+def _rss_line(backlog: dict[str, Any]) -> str:
+    samples = backlog["samples"]
+    if not samples:
+        return ""
+    points = []
+    for share in (0.1, 0.5, 0.9):
+        index = min(len(samples) - 1, int(len(samples) * share))
+        t, delivered, rss = samples[index]
+        points.append(f"{rss:.0f} MB at {t:.0f} s ({delivered:,} mails out)")
+    return "RSS while the backlog drains: " + ", ".join(points) + "."
+
+
+def _peers_section(r: dict[str, Any], ours_rate: float, pipe: dict[str, Any]) -> list[str]:
+    found = r.get("peers") or {}
+    out = ["## Peers on the same messages, same run", ""]
+    if not found:
+        return [*out, "Not run (`--no-peers` or smoke run).", ""]
+    out += ["| system | msg/s | replies threaded right | messages in a ticket | incidencias end-to-end is |",
+            "| --- | --- | --- | --- | --- |",
+            f"| incidencias (end-to-end / pipeline) | {_fmt(ours_rate)} / {_fmt(pipe['rate'])} | "
+            f"{pipe['threading']:.1%} | all | |"]
+    factors = {"roundup": TARGETS["roundup_factor"], "django-helpdesk": TARGETS["helpdesk_factor"]}
+    notes = []
+    for key, peer in found.items():
+        if peer.get("error") or not peer.get("rate"):
+            out.append(f"| {peer['title']} | did not run | | | |")
+            notes.append(f"- {peer['title']}: {peer.get('error')}")
+            continue
+        factor = ours_rate / peer["rate"]
+        want = factors.get(key)
+        verdict = (f"{factor:.1f} times (target ≥ {want:.0f}: {_met(factor >= want)})" if want
+                   else f"{factor:.1f} times")
+        out.append(f"| {peer['title']} {peer['version']} | {_fmt(peer['rate'])} | {peer['threading']:.1%} | "
+                   f"{peer['accepted']:,} of {r['workload']['messages']:,} | {verdict} |")
+    return [*out, "", *notes, ""] if notes else [*out, ""]
+
+
+def _profile_section(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    if "error" in profile:
+        return ["## Where the pipeline's time goes", "", f"Not profiled: {profile['error']}", ""]
+    out = ["## Where the pipeline's time goes", "",
+           f"py-spy, {profile['samples']:,} samples inside `Ingestor.ingest` (share of its time; "
+           "steps overlap where one calls another):", "",
+           "| step | share |", "| --- | --- |"]
+    out += [f"| {name} | {pct:.0f} % |" for name, pct in profile["steps"]]
+    out += ["", "Leaf frames by library (where the CPU actually is):", "",
+            "| library | share |", "| --- | --- |"]
+    out += [f"| {name} | {pct:.0f} % |" for name, pct in profile["libraries"]]
+    return [*out, ""]
