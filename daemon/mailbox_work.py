@@ -44,7 +44,7 @@ class MailboxWorker:
 
     def check(self) -> None:
         """Re-raise what ended the intake thread, if it ended on its own."""
-        if self._running is not None and self._running.done() and not self._stop.is_set():
+        if self._running is not None and self.failed():
             self._running.result()
             raise RuntimeError(f"mailbox {self.name}: the intake stopped unexpectedly")
 
