@@ -192,7 +192,7 @@ class Ingestor:
         if verdict.kind is Kind.BOUNCE:
             return self._bounce(session, parsed, row, verdict, match.ticket)
         if verdict.automatic and verdict.kind is not Kind.BULK:
-            returned = self._returned(session, verdict, match.ticket)
+            returned = self._returned(session, verdict, match.ticket, parsed.sender.email)
             if returned is None:
                 raise UnlinkedAutomaticMail(f"{verdict.kind} not linked to any ticket ({verdict.reason})")
             ticket = session.get_one(Ticket, returned.ticket_id)
@@ -310,7 +310,7 @@ class Ingestor:
     def _bounce(self, session: Session, parsed: ParsedMessage, row: RawMessage,
                 notice: Classification, matched: int | None) -> Outcome:
         """A delivery failure: a note on the ticket whose mail bounced; agents told once per ticket."""
-        verdict = judge(notice, self._returned(session, notice, matched))
+        verdict = judge(notice, self._returned(session, notice, matched, None))
         if verdict.ticket_id is None:
             raise UnlinkedAutomaticMail(f"bounce not linked to any ticket ({notice.reason})")
         ticket = session.get_one(Ticket, verdict.ticket_id)
@@ -337,9 +337,15 @@ class Ingestor:
             kind="bounce-notice", recipients=self.mailer.all_agents())
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
 
-    def _returned(self, session: Session, notice: Classification, matched: int | None
-                  ) -> Returned | None:
-        """The ticket automatic mail points at: our Message-ID it names, threading, its ticket number."""
+    def _returned(self, session: Session, notice: Classification, matched: int | None,
+                  sender: str | None) -> Returned | None:
+        """The ticket automatic mail points at: our Message-ID it names, threading, its ticket number.
+
+        A ticket number alone is guessable: it links an auto-reply only from someone in that
+        ticket (`sender`), or anyone could file notes on other people's tickets. Bounces pass
+        None: they come from mail servers, and judge() requires the failed address to be the
+        ticket's customer before anything changes.
+        """
         if notice.original_message_id:
             item = session.scalar(select(OutboxItem).where(
                 OutboxItem.message_id == notice.original_message_id))
@@ -347,7 +353,11 @@ class Ingestor:
             if item is not None and ticket is not None and ticket.mailbox == self.config.mailbox:
                 return Returned(ticket.id, ticket.customer_email, by_message_id=True,
                                 recipients=tuple(item.recipients.split("\n")))
-        for number in (matched, notice.ticket_number):
+        named = notice.ticket_number
+        if named is not None and sender is not None and \
+                sender not in (self._store(session).participants(named) or ()):
+            named = None
+        for number in (matched, named):
             ticket = session.get(Ticket, number) if number is not None else None
             if ticket is not None and ticket.mailbox == self.config.mailbox:
                 return Returned(ticket.id, ticket.customer_email, by_message_id=False)
