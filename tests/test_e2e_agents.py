@@ -7,6 +7,7 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
+from figures import record
 from harness import (
     SHOP_ADDRESS,
     SHOP_USER,
@@ -191,8 +192,12 @@ def test_forged_agent_mail_is_never_relayed_and_runs_no_command(
     imap.append(SHOP_USER, _reply(notification, sender, "#close\n\nCaso cerrado, adiós.",
                                   in_reply_to=parent))
     run_once(config)
-    assert ticket(config, number)["status"] == "open"
-    assert not [m for m in to_customers(smtp_sink) if m.rcpt_tos == ["maria@example.net"]]
+    status = ticket(config, number)["status"]
+    relayed = [m for m in to_customers(smtp_sink) if m.rcpt_tos == ["maria@example.net"]]
+    record("forged commands accepted", int(status != "open" or bool(relayed)))
+    record("forged-agent and cross-ticket attempts", 1)
+    assert status == "open"
+    assert not relayed
     warnings = [m for m in to_agent(smtp_sink, sender)
                 if "no verificado" in str(m.message["Subject"])]
     assert len(warnings) == 1, "the agent whose address was used is told, once"
