@@ -32,6 +32,7 @@ from daemon import db
 from daemon.config import Config, Secrets, Settings
 from daemon.ingest import Ingestor, Outcome
 from daemon.models import Message, OutboxItem, RawMessage, RawOutcome, Ticket
+from daemon.parsing import bounded_fields
 from daemon.service import assemble
 
 NOW = datetime(2026, 3, 2, 10, 0)
@@ -303,6 +304,34 @@ def test_a_crlf_smuggled_into_the_subject_never_reaches_the_acknowledgement(shop
     outcome = ingestor.ingest(raw)
     assert outcome.outcome == RawOutcome.TICKET and outcome.new_ticket
     assert _check_kept(sessions, raw, outcome, before) >= 1
+
+
+def test_an_endless_header_field_is_cut_for_parsing_but_stored_whole(shop: Shop) -> None:
+    """Pinned: the stdlib decodes RFC 2047 words in quadratic time, so fields are bounded first."""
+    ingestor, sessions = shop
+    endless = b"Subject: " + b"=?utf-8?q?x?= " * 80_000
+    raw = (b"From: Eve <eve@example.org>\r\nTo: " + SHOP.encode() + b"\r\n" + endless +
+           b"\r\nMessage-ID: <endless@example.org>\r\n\r\nHola, el pedido no llega.\r\n")
+    assert len(bounded_fields(raw)) < 20_000 and bounded_fields(raw).endswith(b"no llega.\r\n")
+    outcome = ingestor.ingest(raw)
+    with sessions() as session:
+        row = session.get_one(RawMessage, outcome.raw_id)
+    assert outcome.outcome == RawOutcome.TICKET and row.raw == raw
+    assert row.message_id == "endless@example.org", "fields after the long one are still read"
+
+
+def test_an_auto_reply_naming_a_ticket_number_is_filed_there_only_from_someone_in_it(shop: Shop) -> None:
+    """Pinned: ticket numbers are guessable, so a stranger's X-Incidencias-Ticket links nothing."""
+    ingestor, _ = shop
+    opened = ingestor.ingest(_mail("Owner <oof-owner@example.net>", "Devolución", "Quiero devolverlo.",
+                                   message_id="oof-ticket@example.net"))
+    header = {"Auto-Submitted": "auto-replied", "X-Incidencias-Ticket": str(opened.ticket)}
+    stranger = ingestor.ingest(_mail("Eve <eve@example.org>", "Fuera de la oficina", "Vuelvo el lunes.",
+                                     extra=header, message_id="oof-stranger@example.org"))
+    owner = ingestor.ingest(_mail("Owner <oof-owner@example.net>", "Fuera de la oficina",
+                                  "Vuelvo el lunes.", extra=header, message_id="oof-owner@example.net"))
+    assert stranger.outcome == RawOutcome.QUARANTINED and stranger.ticket is None
+    assert owner.outcome == RawOutcome.TICKET and owner.ticket == opened.ticket
 
 
 # --- forged agents and strangers reaching other people's tickets ----------------------------------
