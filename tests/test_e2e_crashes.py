@@ -196,7 +196,7 @@ def test_thirty_random_sigkills_lose_nothing_and_never_send_a_customer_two_diffe
     record("crashes of the daemon", crashes)
     record("messages lost", len(lost))
     record("duplicate deliveries to customers", different_twice)
-    record("SIGKILL trials (seed)", f"{kills} of {TRIALS} (seed {SEED}; points {dict(points)})")
+    record("SIGKILL trials", f"{kills} of {TRIALS} (seed {SEED}; points {dict(points)})")
     record("SIGKILL: kills that landed while sending", kills_while_sending)
     record("SIGKILL: identical resends (same Message-ID), all mail", resends)
     record("SIGKILL: identical resends (same Message-ID) to customers", customer_resends)
