@@ -23,7 +23,7 @@ from figures import record
 from harness import SHOP_USER, customer_email, run_once, start_daemon, to_customers, wait_until, write_config
 from mailservers import CapturedMail, Dovecot, SmtpSink
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from daemon.models import OutboxItem, OutboxStatus, RawMessage
@@ -101,14 +101,14 @@ def _pending_ids(db: DatabaseView) -> set[str]:
         with Session(db.engine) as session:
             return set(session.scalars(select(OutboxItem.message_id)
                                        .where(OutboxItem.status == OutboxStatus.PENDING)))
-    except OperationalError:
-        return set()  # killed before the schema was created
+    except (OperationalError, ProgrammingError):  # no schema yet (SQLite, PostgreSQL)
+        return set()
 
 
 def _stored(db: DatabaseView) -> int:
     try:
         return db.count(RawMessage)
-    except OperationalError:
+    except (OperationalError, ProgrammingError):  # no schema yet (SQLite, PostgreSQL)
         return 0
 
 

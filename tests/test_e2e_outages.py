@@ -22,7 +22,7 @@ from harness import (
     write_config,
 )
 from mailservers import Dovecot, SmtpSink
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from daemon.models import OutboxItem, OutboxStatus, RawMessage
 
@@ -50,8 +50,8 @@ def _acknowledged(sink: SmtpSink) -> Counter[str]:
 def _count(db: DatabaseView, model: type[RawMessage] | type[OutboxItem]) -> int:
     try:
         return db.count(model)
-    except OperationalError:
-        return 0  # schema not created yet
+    except (OperationalError, ProgrammingError):  # no schema yet (SQLite, PostgreSQL)
+        return 0
 
 
 def test_a_dovecot_restart_mid_backlog_is_survived_and_new_mail_handled_within_30_seconds(
@@ -157,5 +157,5 @@ def _failed_recipients(db: DatabaseView) -> list[str]:
 def _outbox(db: DatabaseView) -> list[OutboxItem]:
     try:
         return [item for kind in ("acknowledgement", "notification") for item in db.outbox_by_kind(kind)]
-    except OperationalError:
+    except (OperationalError, ProgrammingError):  # no schema yet (SQLite, PostgreSQL)
         return []
