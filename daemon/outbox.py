@@ -2,12 +2,14 @@
 
 A row is marked sent right after the server accepts it. A crash between acceptance and that
 commit resends the identical message (same Message-ID, which clients deduplicate) — never a
-second, different one.
+second, different one. Each row is locked only while it is being sent, so several instances can
+drain one outbox on PostgreSQL without sending anything twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -61,26 +63,60 @@ class OutboxSender:
         self.clock = clock
 
     def _due(self, limit: int, ignore_schedule: bool) -> list[OutboxItem]:
+        """The rows to try in this round, in order; each is claimed only when its turn comes."""
         with self.sessions() as session:
             query = select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
             if not ignore_schedule:
                 query = query.where(OutboxItem.next_attempt_at <= self.clock())
             return list(session.scalars(query.order_by(OutboxItem.id).limit(limit)))
 
-    def _mark(self, item_id: int, status: str, error: str | None = None) -> None:
-        with self.sessions.begin() as session:
-            item = session.get_one(OutboxItem, item_id)
+    def _claim(self, item_id: int, ignore_schedule: bool) -> Session | None:
+        """Lock one row for the length of its SMTP transaction, if it is still there to send.
+
+        On PostgreSQL `FOR UPDATE SKIP LOCKED` makes another instance pass over a row this one is
+        sending, and the re-checked status passes over one it has sent or rescheduled meanwhile,
+        so two instances never send the same row. The lock dies with the connection: a crash
+        leaves the row pending for whoever comes next. SQLite has no row locks and needs none,
+        one instance owning the file.
+        """
+        session = self.sessions()
+        try:
+            if self._pending(session, item_id, ignore_schedule) is not None:
+                return session
+        except BaseException:
+            session.close()
+            raise
+        session.close()
+        return None
+
+    def _pending(self, session: Session, item_id: int, ignore_schedule: bool = True) -> OutboxItem | None:
+        query = select(OutboxItem).where(OutboxItem.id == item_id,
+                                         OutboxItem.status == OutboxStatus.PENDING)
+        if not ignore_schedule:
+            query = query.where(OutboxItem.next_attempt_at <= self.clock())
+        return session.scalars(query.with_for_update(skip_locked=True)).first()
+
+    def _mark(self, item_id: int, status: str, error: str | None = None,
+              claim: Session | None = None) -> None:
+        """Record an attempt on a row still pending: in `claim`, the session holding its lock, if any.
+
+        Without a claim, a row that another instance is sending or has settled is left alone.
+        """
+        with contextlib.nullcontext(claim) if claim is not None else self.sessions() as session:
+            item = self._pending(session, item_id)
+            if item is None:
+                return
             now = self.clock()
+            item.attempts += 1
             if status == OutboxStatus.SENT:
                 item.status, item.sent_at, item.last_error = status, now, None
-                item.attempts += 1
-                return
-            item.attempts += 1
-            item.last_error = (error or "")[:2000]
-            if status == OutboxStatus.FAILED:
-                item.status = status
             else:
-                item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
+                item.last_error = (error or "")[:2000]
+                if status == OutboxStatus.FAILED:
+                    item.status = status
+                else:
+                    item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
+            session.commit()
 
     def pending_count(self) -> int:
         with self.sessions() as session:
@@ -102,26 +138,16 @@ class OutboxSender:
             return report
         try:
             for index, item in enumerate(items):
-                recipients = item.recipients.split("\n")
-                # Without SMTPUTF8 a non-ASCII address cannot even be encoded for RCPT TO.
-                utf8 = not all(a.isascii() for a in (item.mail_from, *recipients))
-                try:
-                    errors, _ = await client.sendmail(item.mail_from, recipients, item.raw,
-                                                      mail_options=["SMTPUTF8"] if utf8 else None)
-                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
-                        aiosmtplib.SMTPTimeoutError, OSError) as exc:
-                    await self._defer_all(items[index:], exc, report)
-                    return report
-                except (aiosmtplib.SMTPException, ValueError) as exc:
-                    await self._failed_once(item, exc, report)
+                claim = await asyncio.to_thread(self._claim, item.id, ignore_schedule)
+                if claim is None:
                     continue
-                await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT)
-                report.sent += 1
-                metrics.email_sent(item.kind)
-                if errors:
-                    log.warning("ticket=%s some recipients refused %s: %s", item.ticket_id,
-                                item.message_id, errors)
-                log.info("ticket=%s sent %s %s", item.ticket_id, item.kind, item.message_id)
+                try:
+                    broken = await self._send(client, item, claim, report)
+                finally:
+                    await asyncio.to_thread(claim.close)
+                if broken is not None:
+                    await self._defer_all(items[index:], broken, report)
+                    return report
         finally:
             try:
                 await client.quit()
@@ -129,10 +155,35 @@ class OutboxSender:
                 client.close()
         return report
 
-    async def _failed_once(self, item: OutboxItem, exc: Exception, report: DeliveryReport) -> None:
+    async def _send(self, client: aiosmtplib.SMTP, item: OutboxItem, claim: Session,
+                    report: DeliveryReport) -> Exception | None:
+        """Send one claimed row and record the outcome; the error if the connection broke."""
+        recipients = item.recipients.split("\n")
+        # Without SMTPUTF8 a non-ASCII address cannot even be encoded for RCPT TO.
+        utf8 = not all(a.isascii() for a in (item.mail_from, *recipients))
+        try:
+            errors, _ = await client.sendmail(item.mail_from, recipients, item.raw,
+                                              mail_options=["SMTPUTF8"] if utf8 else None)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
+                aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            return exc
+        except (aiosmtplib.SMTPException, ValueError) as exc:
+            await self._failed_once(item, exc, report, claim)
+            return None
+        await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT, None, claim)
+        report.sent += 1
+        metrics.email_sent(item.kind)
+        if errors:
+            log.warning("ticket=%s some recipients refused %s: %s", item.ticket_id,
+                        item.message_id, errors)
+        log.info("ticket=%s sent %s %s", item.ticket_id, item.kind, item.message_id)
+        return None
+
+    async def _failed_once(self, item: OutboxItem, exc: Exception, report: DeliveryReport,
+                           claim: Session) -> None:
         permanent = is_permanent(exc)
         status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
-        await asyncio.to_thread(self._mark, item.id, status, str(exc))
+        await asyncio.to_thread(self._mark, item.id, status, str(exc), claim)
         metrics.send_failed(permanent)
         if permanent:
             report.failed += 1

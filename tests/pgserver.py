@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import pwd
 import re
@@ -78,6 +79,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In the server's process: a fast shutdown when the test process dies, even by SIGKILL.
+
+    Runs after the switch to the server's account, which would have cleared the setting.
+    """
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+
 def _server_account() -> pwd.struct_passwd | None:
     """The account the server runs as when we are root (postgres refuses root); None otherwise."""
     if os.geteuid() != 0:
@@ -142,7 +155,7 @@ class PostgresServer:
                  "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                  "-c", f"timezone={SERVER_TIMEZONE}", "-c", "log_min_messages=warning"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, **self._as_account())
+                start_new_session=True, preexec_fn=_die_with_parent, **self._as_account())
         finally:
             log.close()
         self._wait_ready()

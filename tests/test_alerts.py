@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from dbcheck import fresh_database_url
 from imapclient.exceptions import LoginError
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -62,7 +63,7 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'alerts.db'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "alerts.db"))
     db.upgrade(engine)
     yield engine
     engine.dispose()

@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from dbcheck import fresh_database_url
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -66,7 +67,7 @@ def test_header_text_is_one_clean_line(value: str) -> None:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'bad.db'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "bad.db"))
     db.upgrade(engine)
     yield engine
     engine.dispose()

@@ -1,4 +1,4 @@
-"""The pipeline from raw bytes to committed ticket and outbox, on a real SQLite file, no servers."""
+"""The pipeline from raw bytes to committed ticket and outbox, on a real database, no servers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from dbcheck import fresh_database_url
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -24,7 +25,7 @@ NOW = datetime(2026, 3, 2, 10, 0)
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "test.db"))
     db.upgrade(engine)
     return engine
 

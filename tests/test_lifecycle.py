@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dbcheck import fresh_database_url
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -85,7 +86,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 
 
 def _shop(tmp_path: Path, config: Config) -> Shop:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'lifecycle.db'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "lifecycle.db"))
     db.upgrade(engine)
     clock = Clock()
     settings = Settings(config=config, path=tmp_path / "config.toml",

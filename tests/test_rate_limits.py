@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dbcheck import fresh_database_url
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -137,7 +138,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'limits.db'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "limits.db"))
     db.upgrade(engine)
     yield engine
     engine.dispose()
