@@ -40,7 +40,7 @@ SHOP = "incidencias@example.com"
 AGENTS = ("agent1@example.com", "agent2@example.com")
 MARKER = "X-Fuzz-Injected"
 MAX_SAMPLE_BYTES = 64_000
-FUZZ_SETTINGS = settings(max_examples=150, deadline=timedelta(seconds=10), derandomize=False,
+FUZZ_SETTINGS = settings(max_examples=150, deadline=timedelta(seconds=10),
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                          database=None)
 
@@ -297,7 +297,8 @@ def test_mutated_mail_never_crashes_ingest_is_kept_whole_and_never_injects_heade
 def test_a_crlf_smuggled_into_the_subject_never_reaches_the_acknowledgement(shop: Shop) -> None:
     """The fuzz property above, pinned to one case that must always be exercised."""
     ingestor, sessions = shop
-    raw = (b"From: Eve <eve@example.org>\r\nTo: " + SHOP.encode() + b"\r\n"
+    # A sender of its own: the fuzz shares this database, and a follow-up gets no acknowledgement.
+    raw = (b"From: Eve <pinned-injection@example.org>\r\nTo: " + SHOP.encode() + b"\r\n"
            b"Subject: =?utf-8?q?Pedido=0D=0A" + MARKER.encode() + b":_yes?=\r\n"
            b"Message-ID: <pinned-injection@example.org>\r\n\r\nHola, mi pedido no ha llegado.\r\n")
     before = _newest_outbox_id(sessions)
@@ -310,7 +311,7 @@ def test_an_endless_header_field_is_cut_for_parsing_but_stored_whole(shop: Shop)
     """Pinned: the stdlib decodes RFC 2047 words in quadratic time, so fields are bounded first."""
     ingestor, sessions = shop
     endless = b"Subject: " + b"=?utf-8?q?x?= " * 80_000
-    raw = (b"From: Eve <eve@example.org>\r\nTo: " + SHOP.encode() + b"\r\n" + endless +
+    raw = (b"From: Eve <pinned-endless@example.org>\r\nTo: " + SHOP.encode() + b"\r\n" + endless +
            b"\r\nMessage-ID: <endless@example.org>\r\n\r\nHola, el pedido no llega.\r\n")
     assert len(bounded_fields(raw)) < 20_000 and bounded_fields(raw).endswith(b"no llega.\r\n")
     outcome = ingestor.ingest(raw)
