@@ -190,6 +190,9 @@ def test_thirty_random_sigkills_lose_nothing_and_never_send_a_customer_two_diffe
             str(mail.message["Message-ID"]))
     different_twice = sum(len(ids) - 1 for ids in distinct_per_ticket.values())
     resends = sum(n - 1 for n in _captured(smtp_sink).values())
+    bytes_per_id: dict[str, set[bytes]] = {}
+    for mail in smtp_sink.messages:
+        bytes_per_id.setdefault(str(mail.message["Message-ID"]), set()).add(mail.data)
     customer_resends = sum(n - 1 for n in per_id.values())
 
     record("messages tried", len(backlog.all_ids))
@@ -216,6 +219,7 @@ def test_thirty_random_sigkills_lose_nothing_and_never_send_a_customer_two_diffe
     assert set(distinct_per_ticket) == {str(a.ticket_id) for a in acks}, "an acknowledgement is missing"
     assert different_twice == 0, "a customer got two different messages for one event"
     assert resends <= kills_while_sending
+    assert all(len(versions) == 1 for versions in bytes_per_id.values()), "a resend was not identical"
 
 
 def _message_id(raw: bytes) -> str:
