@@ -65,7 +65,9 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
             cc=tuple(_addresses(message.get_all("Cc") or [])),
             subject=clean_header_text(str(mail.subject or "")),
             date=_utc(mail.date),
-            text=text.replace("\r\n", "\n"),
+            # NUL never means anything in mail text (a UTF-16 part labelled UTF-8 is full of them),
+            # and PostgreSQL cannot store it in a text column.
+            text=text.replace("\r\n", "\n").replace("\x00", ""),
             html=html,
             attachments=tuple(_attachments(mail.attachments)),
             headers=tuple((str(k), _decoded(v)) for k, v in message.items()),

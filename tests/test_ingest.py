@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -83,6 +84,19 @@ def test_the_same_bytes_twice_are_handled_once(ingestor: Ingestor) -> None:
     first = ingestor.ingest(raw)
     again = ingestor.ingest(raw)
     assert again.already_handled and again.raw_id == first.raw_id
+
+
+def test_a_utf16_body_labelled_utf8_still_makes_a_ticket_on_any_database(
+        ingestor: Ingestor, sessions: sessionmaker[Session]) -> None:
+    """Its text is full of NUL characters, which PostgreSQL refuses in a text column."""
+    raw = (b"From: Ana <ana@example.net>\r\nTo: incidencias@example.com\r\nSubject: Pedido\r\n"
+           b"Message-ID: <utf16@example.net>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode("Hola".encode("utf-16-le")))
+    outcome = ingestor.ingest(raw)
+    assert outcome.outcome == "ticket"
+    with sessions() as session:
+        message = session.scalars(select(Message).where(Message.message_id == "utf16@example.net")).one()
+    assert message.full_text.strip() == "Hola"
 
 
 def test_unparseable_mail_is_quarantined_with_its_error_and_raw_bytes(
