@@ -170,7 +170,8 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status != TicketStatus.CLOSED,
+                    # IN, not != closed: the (mailbox, status) index then skips closed tickets.
+                    self._mine, Ticket.status.in_((TicketStatus.OPEN, TicketStatus.WAITING)),
                     Ticket.age_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.open_longer_than)
                 .limit(_BATCH)))
