@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM (and SIGINT, which a background job starts with ignored) unwind through the
+    # `with` blocks, so the daemon and Dovecot the bench started are stopped too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     if args.smoke:
         args.messages, args.runs, args.latency = min(args.messages, 40), 1, 3
         args.scale_tickets, args.backlog = 500, 24
@@ -69,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem.with_suffix(".md").write_text(report.markdown(results))
     print(f"wrote {stem.with_suffix('.md')}" + (f" and {chart}" if chart else ""))
     return 0
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def log(text: str) -> None:

@@ -244,6 +244,7 @@ def latency(servers: Servers, count: int, directory: Path, timeout: float = 10, 
 class ScaleResult:
     tickets: int
     sweep_ms: list[float]
+    sweep_sent: int  # mail the measured sweeps queued: 0 when they measured queries alone
     list_seconds: list[float]
     database_mb: float
 
@@ -257,9 +258,10 @@ def scale(directory: Path, tickets: int, sweeps: int = 5, lists: int = 3) -> Sca
     _fill(parts, tickets, now)
     parts.lifecycle.sweep()  # the first sweep after a start also pays for cold pages
     sweep_ms = []
+    sent = 0
     for _ in range(sweeps):
         start = time.perf_counter()
-        parts.lifecycle.sweep()
+        sent += parts.lifecycle.sweep().total
         sweep_ms.append((time.perf_counter() - start) * 1000)
     parts.engine.dispose()
     list_seconds = []
@@ -270,7 +272,7 @@ def scale(directory: Path, tickets: int, sweeps: int = 5, lists: int = 3) -> Sca
                        check=True, stdout=subprocess.DEVNULL, env=env)
         list_seconds.append(time.perf_counter() - start)
     size = sum(p.stat().st_size for p in directory.glob("incidencias.db*"))
-    return ScaleResult(tickets, sweep_ms, list_seconds, size / 1e6)
+    return ScaleResult(tickets, sweep_ms, sent, list_seconds, size / 1e6)
 
 
 _RAW = (
@@ -285,8 +287,9 @@ _RAW = (
 def _fill(parts: Components, count: int, now: datetime) -> None:
     """Tickets as a year of use leaves them: customer message and acknowledgement each, raw kept.
 
-    Open tickets (5 %) heard from us within the last day, as a running daemon keeps them, so the
-    sweep measures its queries rather than composing mail.
+    Open tickets (5 %) were answered by an agent and heard from us within the last day, and old
+    ones had their one age reminder, as a running daemon leaves them: the sweep measures its
+    queries, not composing mail.
     """
     batch = 5000
     for first in range(1, count + 1, batch):
@@ -297,11 +300,14 @@ def _fill(parts: Components, count: int, now: datetime) -> None:
             closed = i % 20 != 0
             recent = now - timedelta(hours=(i % 23) + 1)
             raw = _RAW.format(i=i).encode()
+            answered = created + timedelta(hours=2)
             tickets.append(dict(
                 id=i, status="closed" if closed else "open", customer_email=f"cliente{i}@example.net",
                 customer_name=f"Cliente {i}", subject=f"Pedido {i} no recibido",
                 subject_key=f"pedido {i} no recibido", language="es", created_at=created,
                 updated_at=created, last_outbound_at=created if closed else recent,
+                first_agent_reply_at=answered, last_agent_reply_at=answered if closed else recent,
+                age_reminded_at=None if closed else created + timedelta(days=10),
                 closed_at=created + timedelta(days=2) if closed else None))
             raws.append(dict(id=i, sha256=f"{i:064x}", size=len(raw), raw=raw, folder="INBOX",
                              uidvalidity=1, uid=i, outcome="ticket", message_id=f"scale{i}@example.net",
