@@ -11,17 +11,19 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from harness import cli, write_config
 from mailservers import Dovecot, SmtpSink
 from pgserver import PostgresServer, unique_name
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db
 from daemon.config import SmtpConfig
-from daemon.models import Base, OutboxItem, OutboxStatus, utcnow
+from daemon.models import Base, OutboxItem, OutboxStatus, Ticket, utcnow
 from daemon.outbox import OutboxSender
 
 ROWS = 60
@@ -48,6 +50,34 @@ def test_migrations_build_exactly_the_schema_the_models_describe(engine: Engine)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_a_database_from_the_first_release_upgrades_step_by_step_with_its_data(database: str) -> None:
+    engine = db.make_engine(database)
+    config = db._alembic_config(engine)
+    revisions = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    first, *later = reversed(revisions)
+    try:
+        command.upgrade(config, first)
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO tickets (status, customer_email, customer_name, subject, subject_key, language,"
+                " created_at, updated_at) VALUES ('open', 'ana@example.net', 'Ana', 'Pedido', 'pedido', 'es',"
+                " '2026-01-05 10:00', '2026-01-05 10:00')"))
+        for revision in later:
+            command.upgrade(config, revision)
+        with Session(engine) as session:
+            [old] = session.scalars(select(Ticket))
+            kept = (old.customer_email, old.created_at, old.tags, old.status)
+            session.add(Ticket(customer_email="luis@example.net", subject="Otro", language="es"))
+            session.commit()
+            ids = sorted(session.scalars(select(Ticket.id)))
+        current = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    assert current == later[-1] == db.head_revision(engine)
+    assert kept == ("ana@example.net", datetime(2026, 1, 5, 10), "", "open")
+    assert ids == [1, 2], "the id sequence carried on past the old row"
 
 
 def test_db_upgrade_brings_an_empty_database_to_head_and_run_refuses_an_outdated_one(
