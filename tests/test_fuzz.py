@@ -2,8 +2,9 @@
 
 Hypothesis mutates corpus messages the ways broken and hostile mail really differs (flipped bytes,
 truncation, repeated headers, broken boundaries, wrong charsets, huge lines, encoded CR/LF, 8-bit
-headers, nesting, thousands of recipients) and pushes them through Ingestor.ingest on SQLite. The
-budget is bounded (max_examples, per-example deadline) so CI stays well under a minute.
+headers, nesting, thousands of recipients) and pushes them through Ingestor.ingest on SQLite (or
+PostgreSQL, with INCIDENCIAS_TEST_DATABASE=postgresql). The budget is bounded (max_examples,
+per-example deadline) so CI stays well under a minute.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from corpusdata import corpus_messages
+from dbcheck import fresh_database_url
 from figures import record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,7 +59,7 @@ SAMPLES = _samples()
 
 
 def _make_shop(directory: Path) -> Shop:
-    engine = db.make_engine(f"sqlite:///{directory / 'fuzz.db'}")
+    engine = db.make_engine(fresh_database_url(directory, "fuzz.db"))
     db.upgrade(engine)
     sessions = db.session_factory(engine)
     config = Config.model_validate({
