@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon import db, logs
@@ -246,13 +247,14 @@ async def run_forever(settings: Settings) -> int:
     ready = asyncio.ensure_future(supervision.announce_ready(stopping))
     log.info("incidencias running for %s",
              ", ".join(box.config.shop.address for box in settings.each_mailbox()))
+    database_down = False
     try:
         while not stopping.is_set():
             await wake.wait()
             wake.clear()
             if stopping.is_set():
                 break
-            await parts.sender.deliver_due()
+            database_down = await _deliver(parts.sender, database_down)
             workers.check()
     finally:
         if not supervision.stopping:
@@ -265,3 +267,22 @@ async def run_forever(settings: Settings) -> int:
         parts.engine.dispose()
     log.info("stopped cleanly")
     return 0
+
+
+async def _deliver(sender: OutboxSender, was_down: bool) -> bool:
+    """One outbox pass; True when the database was unavailable. Logs only changes of that state.
+
+    The outbox lives in the database: while it is away (a PostgreSQL restart, a SQLite lock held
+    past the busy timeout) the mail waits there and the next wake or sweep tries again, rather
+    than the whole daemon dying.
+    """
+    try:
+        await sender.deliver_due()
+    except OperationalError as exc:
+        if not was_down:
+            log.warning("outbox: database unavailable (%s); mail waits, retried every %ds",
+                        str(exc.orig or exc).strip().splitlines()[0], _OUTBOX_SWEEP_SECONDS)
+        return True
+    if was_down:
+        log.info("outbox: database available again")
+    return False

@@ -14,6 +14,7 @@ from figures import record
 from harness import (
     SHOP_ADDRESS,
     SHOP_USER,
+    cli,
     customer_email,
     start_daemon,
     stop_daemon,
@@ -22,11 +23,13 @@ from harness import (
     write_config,
 )
 from mailservers import Dovecot, SmtpSink
+from pgserver import PostgresServer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from daemon.models import OutboxItem, OutboxStatus, RawMessage
 
 RECOVERY_LIMIT = 30.0
+OUTBOX_SWEEP = 15  # seconds between the daemon's outbox sweeps (daemon/service.py)
 
 
 def _first(i: int, sender: str | None = None) -> bytes:
@@ -144,6 +147,42 @@ def test_mail_queued_while_smtp_is_down_is_delivered_once_when_it_returns(
     assert len(acks) == queued + 1 and all(n == 1 for n in acks.values()), acks
     assert any("jdöe@mächine.example" in m.rcpt_tos for m in to_customers(smtp_sink))
     assert all(n == 1 for n in everything.values()), "an agent notification was sent twice"
+
+
+def test_the_database_server_going_away_for_a_while_is_survived(
+        tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink, postgres: PostgresServer) -> None:
+    # A cluster of its own: stopping the session's shared one would pull it from under other tests.
+    server = PostgresServer()
+    server.start()
+    log = tmp_path / "daemon.log"
+    daemon = None
+    try:
+        config = write_config(tmp_path, imap, smtp_sink, database_url=server.create_database("outage"))
+        cli(config, "db", "upgrade")
+        daemon = start_daemon(config, log)
+        imap.append(SHOP_USER, _first(0))
+        wait_until(lambda: len(_acknowledged(smtp_sink)) == 1, 30, "the first acknowledgement")
+        server.stop()
+        imap.append(SHOP_USER, _first(1))
+        # Longer than an outbox sweep, so every part of the daemon meets the missing database.
+        time.sleep(OUTBOX_SWEEP + 2)
+        alive_during = daemon.poll() is None
+        server.start()
+        back = time.monotonic()
+        wait_until(lambda: len(_acknowledged(smtp_sink)) == 2 or daemon.poll() is not None, 60,
+                   "the acknowledgement of mail that came while the database was away")
+        recovery = time.monotonic() - back
+        alive = daemon.poll() is None
+        status = stop_daemon(daemon)
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+        server.close()
+    record("messages tried", 2)
+    record("crashes of the daemon", int(not (alive_during and alive)))
+    record("database outage: from PostgreSQL's return to new mail acknowledged", f"{recovery:.1f} s")
+    assert alive_during and alive and status == 0, log.read_text()
+    assert len(_acknowledged(smtp_sink)) == 2
 
 
 def _pending(db: DatabaseView) -> int:
