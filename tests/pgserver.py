@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import importlib.util
 import os
 import pwd
 import re
@@ -52,11 +53,7 @@ def find_postgres() -> Path | None:
 
 
 def driver_installed() -> bool:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("psycopg") is not None
 
 
 def selected() -> bool:
@@ -120,6 +117,7 @@ class PostgresServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._account = _server_account()
         self._lock = threading.Lock()
+        self._port_proven = False
 
     @property
     def running(self) -> bool:
@@ -146,19 +144,32 @@ class PostgresServer:
         if not (data / "PG_VERSION").exists():
             self._run([str(self.binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", self.user,
                        "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
-        log = (root / "postgres.log").open("ab")
-        try:
+        # The port was free when chosen; if someone took it since, choose again — but only before
+        # the first success, since URLs handed out name the port.
+        attempts = 1 if self._port_proven else 3
+        for attempt in range(attempts):
+            log_offset = len(self.log_text())
+            self._spawn(self.binaries / "postgres", root)
+            try:
+                self._wait_ready()
+            except PostgresError:
+                if attempt + 1 == attempts or "could not bind" not in self.log_text()[log_offset:]:
+                    raise
+                self.port = _free_port()
+                continue
+            self._port_proven = True
+            return
+
+    def _spawn(self, postgres: Path, root: Path) -> None:
+        with (root / "postgres.log").open("ab") as log:
             self._proc = subprocess.Popen(
-                [str(self.binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+                [str(postgres), "-D", str(root / "data"), "-p", str(self.port),
                  "-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={root}",
                  "-c", f"max_connections={self.max_connections}", "-c", "fsync=off",
                  "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                  "-c", f"timezone={SERVER_TIMEZONE}", "-c", "log_min_messages=warning"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=_die_with_parent, **self._as_account())
-        finally:
-            log.close()
-        self._wait_ready()
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): sessions are ended, the data stays for a later `start()`."""
