@@ -25,7 +25,8 @@ AGENTS = ("agent1@example.com", "agent2@example.com")
 
 def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
                  database_url: str | None = None, updates_every: str = "3d",
-                 idle: bool = True, updates: str = "", closing: str = "") -> Path:
+                 idle: bool = True, poll_every: str = "1s", updates: str = "",
+                 closing: str = "") -> Path:
     """A config.toml for the servers under test; `extra` is appended TOML (new sections).
 
     Without `database_url` the test gets a fresh database of the kind INCIDENCIAS_TEST_DATABASE
@@ -50,7 +51,7 @@ security = "none"
 username = "{SHOP_USER}"
 password_file = "imap-password"
 idle = {"true" if idle else "false"}
-poll_every = "1s"
+poll_every = "{poll_every}"
 timeout = "10s"
 
 [smtp]

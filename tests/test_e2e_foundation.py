@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from figures import record
 from harness import (
     SHOP_ADDRESS,
     SHOP_USER,
@@ -124,9 +125,11 @@ def test_tickets_json_has_the_contract_fields(tmp_path: Path, imap: Dovecot,
     assert customer_message["from"] == "maria@example.net"
 
 
-def test_long_running_daemon_answers_mail_appended_while_it_idles_within_two_seconds(
+def test_long_running_daemon_answers_mail_appended_while_it_idles_without_waiting_for_a_poll(
         tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink) -> None:
-    config = write_config(tmp_path, imap, smtp_sink)
+    """With polling every minute, only IDLE can answer within seconds; the latency itself is
+    measured in bench/ (p50/p95 over 100 messages), so the bound here leaves room for a busy CI."""
+    config = write_config(tmp_path, imap, smtp_sink, poll_every="60s")
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
@@ -138,7 +141,7 @@ def test_long_running_daemon_answers_mail_appended_while_it_idles_within_two_sec
         elapsed = time.monotonic() - started
     finally:
         code = stop_daemon(daemon)
-    print(f"arrival → acknowledgement: {elapsed:.2f}s")
-    assert elapsed < 2.0, f"acknowledged after {elapsed:.2f}s"
+    record("IDLE arrival to acknowledgement (s)", round(elapsed, 2))
+    assert elapsed < 10.0, f"acknowledged after {elapsed:.2f}s"
     assert code == 0, log.read_text()
     assert "stopped cleanly" in log.read_text()
