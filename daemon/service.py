@@ -229,7 +229,11 @@ async def run_forever(settings: Settings) -> int:
         metrics = MetricsServer(settings.config.metrics.address,
                                 DatabaseCollector(parts.sessions, lambda: workers.last_success_at))
         metrics.start()
-    scheduler.add_job(wake.set, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
+    async def outbox_sweep() -> None:
+        """A coroutine so APScheduler runs it on the loop: asyncio.Event is not thread-safe."""
+        wake.set()
+
+    scheduler.add_job(outbox_sweep, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
                       coalesce=True, max_instances=1)
 
     async def lifecycle_sweep() -> None:
