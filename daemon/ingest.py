@@ -255,10 +255,15 @@ class Ingestor:
         log.info("ticket=%d reopened by the customer", ticket.id)
         if not tell:
             return 0
+        return self._auto_reply(session, ticket, parsed, "reopened")
+
+    def _auto_reply(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                    template: str) -> int:
+        """An automatic answer in the customer's thread, saying when they will hear from us next."""
         item = self.mailer.to_customer(
-            session, ticket, "reopened",
+            session, ticket, template,
             {"update_days": days_until_update(self.config.updates.every)},
-            kind="reopened",
+            kind=template,
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
             automatic="auto-replied")
@@ -294,16 +299,9 @@ class Ingestor:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            item = self.mailer.to_customer(
-                session, ticket, "acknowledgement",
-                {"update_days": days_until_update(self.config.updates.every)},
-                kind="acknowledgement",
-                thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
-                              thread_index=ticket.thread_index),
-                automatic="auto-replied")
-            queued = int(item is not None)
+            queued = self._auto_reply(session, ticket, parsed, "acknowledgement")
             log.info("ticket=%d opened, acknowledgement %s", ticket.id,
-                     "queued" if item is not None else "withheld")
+                     "queued" if queued else "withheld")
         queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
 

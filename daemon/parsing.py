@@ -17,6 +17,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from typing import TypedDict
 
 import mailparser
 from inscriptis import get_text
@@ -57,12 +58,8 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
     return (
         ParsedMessage(
             message_id=message_id,
-            in_reply_to=message_ids(_header(message, "In-Reply-To")),
-            references=message_ids(_header(message, "References")),
             sender=sender,
-            reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
-            to=tuple(_addresses(message.get_all("To") or [])),
-            cc=tuple(_addresses(message.get_all("Cc") or [])),
+            **_correspondents(message),
             subject=clean_header_text(str(mail.subject or "")),
             date=_utc(mail.date),
             # NUL never means anything in mail text (a UTF-16 part labelled UTF-8 is full of them),
@@ -70,10 +67,30 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
             text=text.replace("\r\n", "\n").replace("\x00", ""),
             html=html,
             attachments=tuple(_attachments(mail.attachments)),
-            headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
             content_type=message.get_content_type(),
         ),
         message,
+    )
+
+
+class _Correspondents(TypedDict):
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    headers: tuple[tuple[str, str], ...]
+
+
+def _correspondents(message: Message) -> _Correspondents:
+    """The threading and address headers, read the same way from a full parse or headers only."""
+    return _Correspondents(
+        in_reply_to=message_ids(_header(message, "In-Reply-To")),
+        references=message_ids(_header(message, "References")),
+        reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
+        to=tuple(_addresses(message.get_all("To") or [])),
+        cc=tuple(_addresses(message.get_all("Cc") or [])),
+        headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
     )
 
 
@@ -86,18 +103,13 @@ def parse_headers(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMes
     return (
         ParsedMessage(
             message_id=normalise_message_id(_header(message, "Message-ID")) or synthetic_message_id(raw),
-            in_reply_to=message_ids(_header(message, "In-Reply-To")),
-            references=message_ids(_header(message, "References")),
             sender=sender,
-            reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
-            to=tuple(_addresses(message.get_all("To") or [])),
-            cc=tuple(_addresses(message.get_all("Cc") or [])),
+            **_correspondents(message),
             subject=clean_header_text(_header(message, "Subject")),
             date=_utc(_date(_header(message, "Date"))),
             text="",
             html="",
             attachments=(),
-            headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
             content_type=message.get_content_type(),
         ),
         message,
