@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="tiny sizes, one run, no peers, no venvs created: proves the bench runs")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--venvs", type=Path, default=BENCH / ".venvs")
+    parser.add_argument("--rewrite", type=Path, metavar="RESULTS_JSON",
+                        help="measure nothing: write the .md (and chart) again from a results file")
     return parser
 
 
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `with` blocks, so the daemon and Dovecot the bench started are stopped too.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
+    if args.rewrite is not None:
+        return write(args, json.loads(args.rewrite.read_text()), args.rewrite.with_suffix(""))
     if args.smoke:
         args.messages, args.runs, args.latency = min(args.messages, 40), 1, 3
         args.scale_tickets, args.backlog = 500, 24
@@ -69,6 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["wall_seconds"] = time.monotonic() - started
     stem = args.out / results["date"]
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    args.out.joinpath(f"{results['date']}.partial.json").unlink(missing_ok=True)
+    return write(args, results, stem)
+
+
+def write(args: argparse.Namespace, results: dict[str, Any], stem: Path) -> int:
+    """`<stem>.md` and `<stem>.png` from the results (already saved as `<stem>.json`)."""
     chart = None if args.no_chart else make_chart(args, stem)
     results["chart"] = chart.name if chart else None
     stem.with_suffix(".md").write_text(report.markdown(results))
@@ -113,26 +123,34 @@ def measure(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> Non
         log(f"latency: {results['latency']}")
         results["scale"] = asdict(ours.scale(tmp / "scale", args.scale_tickets, lists=args.runs))
         log(f"scale: {results['scale']}")
+        save(args, results)
+        results["peers"] = {}
+        if not args.no_peers:
+            for peer in peers.PEERS:
+                log(f"peer {peer.key}…")
+                found = peers.run_peer(peer, args.venvs / peer.key, args.messages, args.seed, args.runs,
+                                       log)
+                rates = [r.rate for r in found.runs]
+                results["peers"][peer.key] = {
+                    "title": peer.title, "version": found.version, "error": found.error,
+                    "rates": rates, "rate": _median(rates) if rates else None,
+                    "threading": min((r.threading for r in found.runs), default=None),
+                    "accepted": min((r.accepted for r in found.runs), default=None),
+                }
+                save(args, results)
         big = generate(args.backlog, args.seed + 1)
         backlog = ours.backlog(servers, big, tmp / "backlog", ours.expected_mail(big))
         results["backlog"] = asdict(backlog)
         log(f"backlog: {backlog.messages} messages in {backlog.seconds:.1f}s, "
-            f"peak RSS {backlog.peak_rss_mb:.1f} MB")
-
-    results["peers"] = {}
-    if not args.no_peers:
-        for peer in peers.PEERS:
-            log(f"peer {peer.key}…")
-            found = peers.run_peer(peer, args.venvs / peer.key, args.messages, args.seed, args.runs, log)
-            rates = [r.rate for r in found.runs]
-            results["peers"][peer.key] = {
-                "title": peer.title, "version": found.version, "error": found.error,
-                "rates": rates, "rate": _median(rates) if rates else None,
-                "threading": min((r.threading for r in found.runs), default=None),
-                "accepted": min((r.accepted for r in found.runs), default=None),
-            }
+            f"peak RSS {backlog.peak_rss_mb:.1f} MB, finished {backlog.finished}")
+        save(args, results)
     if not args.no_profile:
         results["profile"] = profile(args, tmp)
+
+
+def save(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The figures so far, so that a run stopped later still leaves them."""
+    (args.out / f"{results['date']}.partial.json").write_text(json.dumps(results, indent=1, default=str))
 
 
 def _latency_summary(seconds: list[float], sent: int) -> dict[str, Any]:
