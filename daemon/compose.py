@@ -13,6 +13,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from functools import lru_cache
 
 from daemon.message import Attachment
 from daemon.outlook import new_thread_index, reply_thread_index
@@ -22,6 +23,7 @@ from daemon.subjects import subject_key, tagged, ticket_tag
 
 _MAX_REFERENCES = 20
 _MAX_FILENAME = 120
+_PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 
 
 @dataclass(frozen=True)
@@ -66,60 +68,29 @@ def _mailbox(name: str, email: str) -> Address:
         return Address(display_name=display, username=local, domain=domain)
 
 
-def new_message_id(domain: str, ticket: int, kind: str) -> str:
-    """A globally unique id that also tells a reader which ticket it belongs to."""
-    return f"incidencias.{ticket}.{kind}.{secrets.token_hex(10)}@{domain}"
+@lru_cache(maxsize=4096)
+def _address_line(field: str, mailboxes: tuple[tuple[str, str], ...]) -> str:
+    """A folded address header. The same few lines recur (the shop, the agents, a ticket's
+    customer) and the policy's parse-and-fold is most of what composing costs, hence the cache."""
+    return SMTP.header_factory(field, [_mailbox(n, e) for n, e in mailboxes]).fold(policy=SMTP)
 
 
-def compose(
-    *,
-    kind: str,
-    ticket: int,
-    shop_name: str,
-    shop_address: str,
-    to: Sequence[tuple[str, str]],
-    rendered: Rendered,
-    language: str,
-    thread: Thread,
-    automatic: str | None,
-    now: datetime,
-    message_id: str | None = None,
-    from_name: str | None = None,
-    attachments: Sequence[Attachment] = (),
-) -> Outgoing:
-    """One email from the shop's address; `automatic` is the RFC 3834 Auto-Submitted value, or None.
+@lru_cache(maxsize=4096)
+def _folded(field: str, value: str) -> str:
+    return SMTP.header_factory(field, value).fold(policy=SMTP)
 
-    `from_name` replaces the shop's name as display name (agents see "<customer> via <shop>").
-    """
-    domain = shop_address.rpartition("@")[2]
-    message_id = message_id or new_message_id(domain, ticket, kind)
-    subject = clean_header_text(rendered.subject)
-    if ticket_tag(subject) != ticket:
-        subject = tagged(subject, ticket)
+
+def _line(field: str, value: str) -> str:
+    """A header line: written as is when it is short printable ASCII (what folding would give
+    anyway), folded and encoded by the policy otherwise."""
+    if len(field) + len(value) <= 76 and _PLAIN.fullmatch(value):
+        return f"{field}: {value}\r\n"
+    return _folded(field, value)
+
+
+def _body(rendered: Rendered, attachments: Sequence[Attachment]) -> bytes:
+    """The MIME body with its own Content-Type and MIME-Version lines: text, HTML, attachments."""
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = _mailbox(from_name or shop_name, shop_address)
-    msg["To"] = [_mailbox(name, email) for name, email in to]
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(now.astimezone())
-    msg["Message-ID"] = f"<{message_id}>"
-    references = [*thread.references, *([thread.in_reply_to] if thread.in_reply_to else [])]
-    if thread.in_reply_to:
-        msg["In-Reply-To"] = f"<{thread.in_reply_to}>"
-    if references:
-        unique = list(dict.fromkeys(references))[-_MAX_REFERENCES:]
-        msg["References"] = " ".join(f"<{mid}>" for mid in unique)
-    msg["Thread-Topic"] = subject_key(subject) or subject
-    seed = f"{shop_address}#{ticket}"
-    msg["Thread-Index"] = (
-        reply_thread_index(thread.thread_index, seed, now)
-        if thread.thread_index or thread.in_reply_to
-        else new_thread_index(seed, now)
-    )
-    if automatic:
-        msg["Auto-Submitted"] = automatic
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Incidencias-Ticket"] = str(ticket)
-    msg["Content-Language"] = language
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     for attachment in attachments:
@@ -128,10 +99,73 @@ def compose(
             maintype, subtype = "application", "octet-stream"
         msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
                            filename=safe_filename(attachment.filename))
-    return Outgoing(
-        kind=kind,
-        message_id=message_id,
-        mail_from=shop_address,
-        recipients=tuple(email for _, email in to),
-        raw=msg.as_bytes(),
-    )
+    return msg.as_bytes()
+
+
+def new_message_id(domain: str, ticket: int, kind: str) -> str:
+    """A globally unique id that also tells a reader which ticket it belongs to."""
+    return f"incidencias.{ticket}.{kind}.{secrets.token_hex(10)}@{domain}"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Who one copy of a mail goes to, and the Message-ID it carries (a new one when None)."""
+
+    to: tuple[tuple[str, str], ...]
+    message_id: str | None = None
+
+
+def compose(
+    *,
+    kind: str,
+    ticket: int,
+    shop_name: str,
+    shop_address: str,
+    copies: Sequence[Copy],
+    rendered: Rendered,
+    language: str,
+    thread: Thread,
+    automatic: str | None,
+    now: datetime,
+    from_name: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> list[Outgoing]:
+    """The same email to each copy's recipients; only To and Message-ID differ between copies,
+    so the body (attachments included) is encoded once however many agents there are.
+
+    `automatic` is the RFC 3834 Auto-Submitted value, or None. `from_name` replaces the shop's
+    name as display name (agents see "<customer> via <shop>").
+    """
+    domain = shop_address.rpartition("@")[2]
+    subject = clean_header_text(rendered.subject)
+    if ticket_tag(subject) != ticket:
+        subject = tagged(subject, ticket)
+    headers = [_address_line("From", ((from_name or shop_name, shop_address),)),
+               _line("Subject", subject), _line("Date", format_datetime(now.astimezone()))]
+    references = [*thread.references, *([thread.in_reply_to] if thread.in_reply_to else [])]
+    if thread.in_reply_to:
+        headers.append(_line("In-Reply-To", f"<{thread.in_reply_to}>"))
+    if references:
+        unique = list(dict.fromkeys(references))[-_MAX_REFERENCES:]
+        headers.append(_line("References", " ".join(f"<{mid}>" for mid in unique)))
+    headers.append(_line("Thread-Topic", subject_key(subject) or subject))
+    seed = f"{shop_address}#{ticket}"
+    headers.append(_line("Thread-Index", (
+        reply_thread_index(thread.thread_index, seed, now)
+        if thread.thread_index or thread.in_reply_to
+        else new_thread_index(seed, now))))
+    if automatic:
+        headers.append(_line("Auto-Submitted", automatic))
+    headers += [_line("X-Auto-Response-Suppress", "All"),
+                _line("X-Incidencias-Ticket", str(ticket)),
+                _line("Content-Language", language)]
+    common = "".join(headers).encode()
+    body = _body(rendered, attachments)
+    composed = []
+    for copy in copies:
+        message_id = copy.message_id or new_message_id(domain, ticket, kind)
+        addressed = _address_line("To", copy.to) + _line("Message-ID", f"<{message_id}>")
+        composed.append(Outgoing(kind=kind, message_id=message_id, mail_from=shop_address,
+                                 recipients=tuple(email for _, email in copy.to),
+                                 raw=addressed.encode() + common + body))
+    return composed

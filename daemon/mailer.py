@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from daemon.agent_auth import ANY_AGENT, notification_id
 from daemon.commands import command_help
-from daemon.compose import Outgoing, Thread, compose, new_message_id
+from daemon.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.config import Config
 from daemon.message import Attachment
 from daemon.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
@@ -83,11 +83,11 @@ class Mailer:
                         "customer_name": ticket.customer_name},
              **variables},
             fallback_language=shop.default_language)
-        outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
-                           shop_address=shop.address,
-                           to=[(ticket.customer_name, ticket.customer_email)], rendered=rendered,
-                           language=ticket.language, thread=thread, automatic=automatic, now=now,
-                           attachments=attachments)
+        [outgoing] = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
+                             shop_address=shop.address,
+                             copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
+                             rendered=rendered, language=ticket.language, thread=thread,
+                             automatic=automatic, now=now, attachments=attachments)
         item = self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
         name, email = author or (shop.name, shop.address)
         session.add(Message(ticket_id=ticket.id, direction=direction,
@@ -103,7 +103,7 @@ class Mailer:
     def to_agents(self, session: Session, ticket: Ticket | None, template: str,
                   variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
                   from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
-        """One mail per agent, each with its own signed Message-ID; returns how many were queued."""
+        """One copy per agent, each with its own signed Message-ID; returns how many were queued."""
         if self.silent:
             return 0
         now = self.clock()
@@ -116,18 +116,19 @@ class Mailer:
         rendered = self.renderer.render(template, self.config.agents.language, context,
                                         fallback_language="en")
         notify = set(self.config.agents.notify)
-        queued = 0
-        for recipient in dict.fromkeys(recipients):
-            signer = ANY_AGENT if recipient in notify else recipient
-            outgoing = compose(kind=kind, ticket=number, shop_name=shop.name,
-                               shop_address=shop.address, to=[("", recipient)], rendered=rendered,
-                               language=self.config.agents.language, thread=Thread(),
-                               automatic="auto-generated", now=now, from_name=from_name,
-                               message_id=notification_id(self.agent_secret, number, signer, domain),
-                               attachments=attachments)
+        copies = [Copy((("", recipient),), notification_id(
+                      self.agent_secret, number, ANY_AGENT if recipient in notify else recipient,
+                      domain))
+                  for recipient in dict.fromkeys(recipients)]
+        if not copies:
+            return 0
+        for outgoing in compose(kind=kind, ticket=number, shop_name=shop.name,
+                                shop_address=shop.address, copies=copies, rendered=rendered,
+                                language=self.config.agents.language, thread=Thread(),
+                                automatic="auto-generated", now=now, from_name=from_name,
+                                attachments=attachments):
             self._enqueue(session, ticket, outgoing, now)
-            queued += 1
-        return queued
+        return len(copies)
 
     def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
         """The ticket summary agents see: status, age, language, last contact, message count."""
