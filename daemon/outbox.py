@@ -62,10 +62,12 @@ class OutboxSender:
         self.sessions = sessions
         self.clock = clock
 
-    def _due(self, limit: int, ignore_schedule: bool) -> list[OutboxItem]:
-        """The rows to try in this round, in order; each is claimed only when its turn comes."""
+    def _due(self, limit: int, ignore_schedule: bool, after: int) -> list[OutboxItem]:
+        """The next rows to try in this round (ids above `after`), in order; each is claimed
+        only when its turn comes."""
         with self.sessions() as session:
-            query = select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
+            query = select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING,
+                                             OutboxItem.id > after)
             if not ignore_schedule:
                 query = query.where(OutboxItem.next_attempt_at <= self.clock())
             return list(session.scalars(query.order_by(OutboxItem.id).limit(limit)))
@@ -126,9 +128,11 @@ class OutboxSender:
             ) or 0
 
     async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False) -> DeliveryReport:
-        """Send what is due over one connection; stops at the first connection-level failure."""
+        """Send everything due over one connection, `limit` rows loaded at a time; stops at the
+        first connection-level failure. Each row is tried once per call, so a row deferred on
+        the way is not retried in a loop even when the schedule is ignored."""
         report = DeliveryReport()
-        items = await asyncio.to_thread(self._due, limit, ignore_schedule)
+        items = await asyncio.to_thread(self._due, limit, ignore_schedule, 0)
         if not items:
             return report
         try:
@@ -137,17 +141,19 @@ class OutboxSender:
             await self._defer_all(items, exc, report)
             return report
         try:
-            for index, item in enumerate(items):
-                claim = await asyncio.to_thread(self._claim, item.id, ignore_schedule)
-                if claim is None:
-                    continue
-                try:
-                    broken = await self._send(client, item, claim, report)
-                finally:
-                    await asyncio.to_thread(claim.close)
-                if broken is not None:
-                    await self._defer_all(items[index:], broken, report)
-                    return report
+            while items:
+                for index, item in enumerate(items):
+                    claim = await asyncio.to_thread(self._claim, item.id, ignore_schedule)
+                    if claim is None:
+                        continue
+                    try:
+                        broken = await self._send(client, item, claim, report)
+                    finally:
+                        await asyncio.to_thread(claim.close)
+                    if broken is not None:
+                        await self._defer_all(items[index:], broken, report)
+                        return report
+                items = await asyncio.to_thread(self._due, limit, ignore_schedule, items[-1].id)
         finally:
             try:
                 await client.quit()

@@ -477,6 +477,7 @@ class SmtpSink:
         self.port = free_port()
         self.messages: list[CapturedMail] = []
         self.data_reply = "250 Message accepted"
+        self.logins = 0  # successful AUTHs: one per connection of a client that logs in
         # Called with each captured message before the client gets its reply: a crash test kills
         # the daemon here, between DATA and the commit that marks the row sent.
         self.on_message: Callable[[CapturedMail], object] | None = None
@@ -544,5 +545,6 @@ class SmtpSink:
             and auth_data.login.decode() == self.username
             and auth_data.password.decode() == self.password
         )
+        self.logins += ok
         # handled=False makes aiosmtpd send the 535 reply; True would leave the client hanging.
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from email.message import EmailMessage
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from harness import cli, write_config
 from mailservers import Dovecot, SmtpSink
+from outboxrows import delivered, queue_rows, sender_for
 from pgserver import PostgresServer, unique_name
 from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from daemon import db
-from daemon.config import SmtpConfig
-from daemon.models import Base, OutboxItem, OutboxStatus, Ticket, utcnow
-from daemon.outbox import OutboxSender
+from daemon.models import Base, OutboxItem, OutboxStatus, Ticket
 
 ROWS = 60
 
@@ -95,34 +93,11 @@ def test_db_upgrade_brings_an_empty_database_to_head_and_run_refuses_an_outdated
     assert cli(config, "run", "--once").returncode == 0
 
 
-def _outbox(sessions: sessionmaker[Session], count: int) -> list[str]:
-    ids = [f"<row-{n}@incidencias.test>" for n in range(count)]
-    with sessions.begin() as session:
-        for message_id in ids:
-            message = EmailMessage()
-            message["From"], message["To"] = "incidencias@example.com", "maria@example.net"
-            message["Subject"], message["Message-ID"] = "[#1] Recibido", message_id
-            message.set_content("Hemos recibido su mensaje.")
-            session.add(OutboxItem(kind="acknowledgement", message_id=message_id,
-                                   mail_from="incidencias@example.com", recipients="maria@example.net",
-                                   raw=message.as_bytes(), next_attempt_at=utcnow() - timedelta(minutes=1)))
-    return ids
-
-
-def _sender(engine: Engine, sink: SmtpSink) -> OutboxSender:
-    config = SmtpConfig(host=sink.host, port=sink.port, security="none", username=sink.username)
-    return OutboxSender(config, sink.password, db.session_factory(engine), utcnow)
-
-
-def _delivered(sink: SmtpSink) -> Counter[str]:
-    return Counter(str(mail.message["Message-ID"]) for mail in sink.messages)
-
-
 def test_two_instances_draining_one_outbox_send_every_row_exactly_once(
         database: str, engine: Engine, smtp_sink: SmtpSink) -> None:
-    ids = _outbox(db.session_factory(engine), ROWS)
+    ids = queue_rows(db.session_factory(engine), ROWS)
     other_engine = db.make_engine(database)  # the other instance: its own connections
-    first, second = _sender(engine, smtp_sink), _sender(other_engine, smtp_sink)
+    first, second = sender_for(engine, smtp_sink), sender_for(other_engine, smtp_sink)
 
     async def both() -> tuple[int, int]:
         reports = await asyncio.gather(first.deliver_due(ignore_schedule=True),
@@ -134,9 +109,9 @@ def test_two_instances_draining_one_outbox_send_every_row_exactly_once(
     finally:
         other_engine.dispose()
 
-    delivered = _delivered(smtp_sink)
-    assert sorted(delivered) == sorted(ids)
-    assert set(delivered.values()) == {1}, "a row was sent by both instances"
+    accepted = delivered(smtp_sink)
+    assert sorted(accepted) == sorted(ids)
+    assert set(accepted.values()) == {1}, "a row was sent by both instances"
     assert sum(sent) == ROWS
     with Session(engine) as session:
         assert set(session.scalars(select(OutboxItem.status))) == {OutboxStatus.SENT}
@@ -145,20 +120,20 @@ def test_two_instances_draining_one_outbox_send_every_row_exactly_once(
 def test_a_row_another_instance_is_sending_is_passed_over_and_sent_once_it_lets_go(
         engine: Engine, smtp_sink: SmtpSink) -> None:
     sessions = db.session_factory(engine)
-    held_id, free_id = _outbox(sessions, 2)
-    sender = _sender(engine, smtp_sink)
+    held_id, free_id = queue_rows(sessions, 2)
+    sender = sender_for(engine, smtp_sink)
     with sessions() as other_instance:
         other_instance.execute(select(OutboxItem).where(OutboxItem.message_id == held_id)
                                .with_for_update())
         report = asyncio.run(sender.deliver_due())
         assert (report.sent, report.deferred) == (1, 0)
-        assert list(_delivered(smtp_sink)) == [free_id]
+        assert list(delivered(smtp_sink)) == [free_id]
         other_instance.rollback()  # the other instance died before sending: its lock goes with it
 
     again = asyncio.run(sender.deliver_due())
 
     assert again.sent == 1
-    assert _delivered(smtp_sink) == Counter({free_id: 1, held_id: 1})
+    assert delivered(smtp_sink) == Counter({free_id: 1, held_id: 1})
 
 
 def test_naive_utc_times_round_trip_whatever_the_server_time_zone(engine: Engine) -> None:
