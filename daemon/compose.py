@@ -72,12 +72,14 @@ def _mailbox(name: str, email: str) -> Address:
 def _address_line(field: str, mailboxes: tuple[tuple[str, str], ...]) -> str:
     """A folded address header. The same few lines recur (the shop, the agents, a ticket's
     customer) and the policy's parse-and-fold is most of what composing costs, hence the cache."""
-    return SMTP.header_factory(field, [_mailbox(n, e) for n, e in mailboxes]).fold(policy=SMTP)
+    line: str = SMTP.header_factory(field, [_mailbox(n, e) for n, e in mailboxes]).fold(policy=SMTP)
+    return line
 
 
 @lru_cache(maxsize=4096)
 def _folded(field: str, value: str) -> str:
-    return SMTP.header_factory(field, value).fold(policy=SMTP)
+    line: str = SMTP.header_factory(field, value).fold(policy=SMTP)
+    return line
 
 
 def _line(field: str, value: str) -> str:
