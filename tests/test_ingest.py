@@ -6,6 +6,7 @@ import base64
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dbcheck import fresh_database_url
@@ -14,9 +15,10 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db
+from daemon import db, ingest
 from daemon.config import Config, Secrets, Settings
 from daemon.ingest import Ingestor, Source
+from daemon.language import detect_language
 from daemon.lifecycle import days_until_update
 from daemon.models import Message, OutboxItem, RawMessage, Ticket
 from daemon.service import assemble
@@ -38,9 +40,13 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture
 def ingestor(engine: Engine, sessions: sessionmaker[Session]) -> Ingestor:
+    return _ingestor(engine, sessions)
+
+
+def _ingestor(engine: Engine, sessions: sessionmaker[Session], **shop: str) -> Ingestor:
     config = Config.model_validate({
         "shop": {"name": "Tienda", "address": "incidencias@example.com",
-                 "languages": ["es", "fr", "en"], "default_language": "es"},
+                 "languages": ["es", "fr", "en"], "default_language": "es", **shop},
         "imap": {"host": "127.0.0.1", "security": "none", "username": "u"},
         "smtp": {"host": "127.0.0.1", "security": "none"},
     })
@@ -70,13 +76,24 @@ def test_a_new_customer_message_commits_ticket_message_raw_and_acknowledgement_t
     assert item.recipients == "maria@example.net"
 
 
-def test_customer_language_is_detected_from_the_first_message(ingestor: Ingestor,
-                                                              sessions: sessionmaker[Session]) -> None:
+@pytest.mark.parametrize("detection", ["accurate", "light"])
+def test_customer_language_is_detected_from_the_first_message_with_the_configured_models(
+        engine: Engine, sessions: sessionmaker[Session], detection: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    light: list[bool] = []
+
+    def detect(*args: Any, low_memory: bool) -> str:
+        light.append(low_memory)
+        return detect_language(*args, low_memory=low_memory)
+
+    monkeypatch.setattr(ingest, "detect_language", detect)
+    ingestor = _ingestor(engine, sessions, language_detection=detection)
     raw = customer_email("Colis non reçu", "Bonjour, je n'ai toujours pas reçu mon colis "
                          "commandé il y a deux semaines. Pouvez-vous vérifier ?")
     outcome = ingestor.ingest(raw)
     with sessions() as session:
         assert session.get_one(Ticket, outcome.ticket).language == "fr"
+    assert light == [detection == "light"]
 
 
 def test_the_same_bytes_twice_are_handled_once(ingestor: Ingestor) -> None:
