@@ -47,10 +47,15 @@ def draw(results: dict[str, Any], png: Path) -> None:
 
     backlog = results["backlog"]
     if backlog["samples"]:
-        times, _delivered, rss = zip(*backlog["samples"], strict=True)
-        memory.plot(times, rss)
+        peak = 0.0
+        for key, label in (("backlog", "accurate detection"), ("backlog_light", "light detection")):
+            if results.get(key, {}).get("samples"):
+                times, _delivered, rss = zip(*results[key]["samples"], strict=True)
+                memory.plot(times, rss, label=label)
+                peak = max(peak, *rss)
         memory.axhline(200, color="grey", linestyle="--", linewidth=1)
-        memory.set_ylim(0, max(250, max(rss) * 1.1))
+        memory.set_ylim(0, max(250, peak * 1.1))
+        memory.legend()
         memory.set_xlabel("seconds into the backlog")
         memory.set_ylabel("daemon RSS (MB)")
         memory.set_title(f"RSS over a {backlog['messages']:,}-message backlog")

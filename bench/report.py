@@ -161,6 +161,12 @@ def markdown(r: dict[str, Any]) -> str:
         f"{backlog['peak_rss_mb']:.0f} MB | < {TARGETS['peak_rss_mb']:.0f} MB | "
         f"{_met(backlog['peak_rss_mb'] < TARGETS['peak_rss_mb'])} |",
     ]
+    light = r.get("backlog_light")
+    if light:
+        out.append(f"| peak RSS, same backlog, `language_detection = \"light\"` "
+                   f"({light['seconds']:.0f} s) | {light['peak_rss_mb']:.0f} MB | "
+                   f"< {TARGETS['peak_rss_mb']:.0f} MB | "
+                   f"{_met(light['peak_rss_mb'] < TARGETS['peak_rss_mb'])} |")
     out += ["", _rss_line(backlog), ""]
     out += _peers_section(r, e2e["rate"], pipe)
     out += _profile_section(r.get("profile"))

@@ -16,7 +16,8 @@ IMAP_USER = "incidencias"
 PASSWORD = "secret"
 
 
-def write_config(directory: Path, imap_port: int = 143, smtp_port: int = 25) -> Path:
+def write_config(directory: Path, imap_port: int = 143, smtp_port: int = 25,
+                 language_detection: str = "accurate") -> Path:
     """config.toml for loopback servers; the database lives next to it."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "imap-password").write_text(PASSWORD + "\n")
@@ -29,6 +30,7 @@ name = "Tienda Ejemplo"
 address = "incidencias@example.com"
 languages = ["es", "fr", "en"]
 default_language = "es"
+language_detection = "{language_detection}"
 
 [imap]
 host = "127.0.0.1"
