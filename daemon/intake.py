@@ -35,6 +35,7 @@ _MAX_BACKOFF = 60.0
 @dataclass
 class CycleReport:
     handled: int = 0
+    moved: int = 0  # handled now or before a restart: either way out of the folder
     new_tickets: int = 0
     quarantined: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class Intake:
             moves.setdefault(self._folder_for(outcome), []).append(uid)
         for folder, folder_uids in moves.items():
             self.inbox.move(folder_uids, folder)
+            report.moved += len(folder_uids)
         if moves:
             self._advance_last_uid(max(u for us in moves.values() for u in us))
 
@@ -144,13 +146,16 @@ class Intake:
                 self.last_success_at = utcnow()
                 working = False
                 while not self.stop.is_set():
-                    self.cycle()
+                    report = self.cycle()
                     self.last_success_at = utcnow()
                     if not working:
                         self._log_working(failures, poll)
                         working, failures = True, 0
                         self.consecutive_failures = 0
-                    if not self.stop.is_set():
+                    # Mail that arrived during a busy cycle was announced then, in answer to its
+                    # FETCH or MOVE, and IDLE will not announce it again: look until a cycle
+                    # finds the folder empty, and only then wait.
+                    if not report.moved and not self.stop.is_set():
                         self.inbox.wait_for_mail(self.stop, poll)
             except TRANSIENT_ERRORS as exc:
                 failures += 1

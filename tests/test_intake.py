@@ -1,5 +1,6 @@
-"""The intake's outage handling: one log line per change of state, and one alert to the admin after
-`[imap] alert_after` failures in a row, however long the outage lasts."""
+"""The intake's loop: mail that lands while it works is handled before it waits, and in an outage
+one log line per change of state and one alert to the admin after `[imap] alert_after` failures in
+a row, however long the outage lasts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dbcheck import fresh_database_url
+from harness import customer_email
 from imapclient.exceptions import LoginError
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -17,7 +19,7 @@ from sqlalchemy import Engine, select
 from daemon import db
 from daemon.config import Config, Secrets, Settings
 from daemon.intake import Intake
-from daemon.models import OutboxItem
+from daemon.models import OutboxItem, Ticket
 from daemon.service import Components, assemble
 
 ADMIN = "sysadmin@example.com"
@@ -53,6 +55,43 @@ class FlakyInbox:
 
     def wait_for_mail(self, stop: threading.Event, timeout: float) -> None:
         self.stop.set()  # one good cycle is enough to see the recovery
+
+
+class ArrivingInbox:
+    """IDLE-capable folder where a second message lands while the first is being fetched, as when
+    a customer writes while the daemon works through a backlog."""
+
+    supports_idle = True
+    uidvalidity = 1
+
+    def __init__(self) -> None:
+        self.folder = {1: customer_email("Pedido 1", "No ha llegado.", message_id="<one@example.net>")}
+        self.arriving = {2: customer_email("Pedido 2", "Tampoco.", sender="luis@example.net",
+                                           message_id="<two@example.net>")}
+        self.waiting_when_idle: list[list[int]] = []
+
+    def connect(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def waiting_uids(self) -> list[int]:
+        return sorted(self.folder)
+
+    def fetch(self, uids: Iterable[int]) -> dict[int, bytes]:
+        fetched = {uid: self.folder[uid] for uid in uids}
+        self.folder.update(self.arriving)
+        self.arriving = {}
+        return fetched
+
+    def move(self, uids: list[int], folder: str) -> None:
+        for uid in uids:
+            del self.folder[uid]
+
+    def wait_for_mail(self, stop: threading.Event, timeout: float) -> None:
+        self.waiting_when_idle.append(sorted(self.folder))
+        stop.set()
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +132,20 @@ def _run(parts: Components, failures: int) -> Intake:
     worker.join(timeout=60)
     assert not worker.is_alive()
     return intake
+
+
+def test_mail_that_arrives_during_a_cycle_is_handled_before_the_intake_waits(engine: Engine) -> None:
+    parts = _parts(engine, None)
+    stop = threading.Event()
+    inbox = ArrivingInbox()
+    intake = Intake(parts.ingestor.config.imap, inbox, parts.ingestor, parts.sessions,  # type: ignore[arg-type]
+                    stop)
+
+    intake.run_forever()
+
+    assert inbox.waiting_when_idle == [[]], "the intake went idle with mail in the folder"
+    with parts.sessions() as session:
+        assert len(session.scalars(select(Ticket)).all()) == 2
 
 
 def _intake_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
