@@ -62,17 +62,17 @@ class OutboxSender:
         self.sessions = sessions
         self.clock = clock
 
-    def _due(self, limit: int, ignore_schedule: bool, after: int) -> list[OutboxItem]:
-        """The next rows to try in this round (ids above `after`), in order; each is claimed
-        only when its turn comes."""
+    def _due(self, limit: int, ignore_schedule: bool, after: int) -> list[int]:
+        """The ids of the next rows to try in this round (above `after`), in order; each row is
+        loaded, bytes and all, only when its turn comes, so a long queue costs little memory."""
         with self.sessions() as session:
-            query = select(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING,
-                                             OutboxItem.id > after)
+            query = select(OutboxItem.id).where(OutboxItem.status == OutboxStatus.PENDING,
+                                                OutboxItem.id > after)
             if not ignore_schedule:
                 query = query.where(OutboxItem.next_attempt_at <= self.clock())
             return list(session.scalars(query.order_by(OutboxItem.id).limit(limit)))
 
-    def _claim(self, item_id: int, ignore_schedule: bool) -> Session | None:
+    def _claim(self, item_id: int, ignore_schedule: bool) -> tuple[Session, OutboxItem] | None:
         """Lock one row for the length of its SMTP transaction, if it is still there to send.
 
         On PostgreSQL `FOR UPDATE SKIP LOCKED` makes another instance pass over a row this one is
@@ -83,8 +83,9 @@ class OutboxSender:
         """
         session = self.sessions()
         try:
-            if self._pending(session, item_id, ignore_schedule) is not None:
-                return session
+            item = self._pending(session, item_id, ignore_schedule)
+            if item is not None:
+                return session, item
         except BaseException:
             session.close()
             raise
@@ -132,28 +133,29 @@ class OutboxSender:
         first connection-level failure. Each row is tried once per call, so a row deferred on
         the way is not retried in a loop even when the schedule is ignored."""
         report = DeliveryReport()
-        items = await asyncio.to_thread(self._due, limit, ignore_schedule, 0)
-        if not items:
+        ids = await asyncio.to_thread(self._due, limit, ignore_schedule, 0)
+        if not ids:
             return report
         try:
             client = await open_smtp(self.config, self.password)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            await self._defer_all(items, exc, report)
+            await self._defer_all(ids, exc, report)
             return report
         try:
-            while items:
-                for index, item in enumerate(items):
-                    claim = await asyncio.to_thread(self._claim, item.id, ignore_schedule)
-                    if claim is None:
+            while ids:
+                for index, item_id in enumerate(ids):
+                    claimed = await asyncio.to_thread(self._claim, item_id, ignore_schedule)
+                    if claimed is None:
                         continue
+                    claim, item = claimed
                     try:
                         broken = await self._send(client, item, claim, report)
                     finally:
                         await asyncio.to_thread(claim.close)
                     if broken is not None:
-                        await self._defer_all(items[index:], broken, report)
+                        await self._defer_all(ids[index:], broken, report)
                         return report
-                items = await asyncio.to_thread(self._due, limit, ignore_schedule, items[-1].id)
+                ids = await asyncio.to_thread(self._due, limit, ignore_schedule, ids[-1])
         finally:
             try:
                 await client.quit()
@@ -199,14 +201,13 @@ class OutboxSender:
             log.warning("ticket=%s %s deferred: %s", item.ticket_id, item.message_id, exc)
         report.errors.append(str(exc))
 
-    async def _defer_all(self, items: list[OutboxItem], exc: Exception,
-                         report: DeliveryReport) -> None:
+    async def _defer_all(self, ids: list[int], exc: Exception, report: DeliveryReport) -> None:
         log.warning("SMTP %s:%d unavailable, %d message(s) wait in the outbox: %s",
-                    self.config.host, self.config.port, len(items), exc)
-        for item in items:
-            await asyncio.to_thread(self._mark, item.id, OutboxStatus.PENDING, str(exc))
-        report.deferred += len(items)
-        metrics.send_failed(False, len(items))
+                    self.config.host, self.config.port, len(ids), exc)
+        for item_id in ids:
+            await asyncio.to_thread(self._mark, item_id, OutboxStatus.PENDING, str(exc))
+        report.deferred += len(ids)
+        metrics.send_failed(False, len(ids))
         report.errors.append(str(exc))
 
 
