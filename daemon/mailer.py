@@ -106,15 +106,9 @@ class Mailer:
         """One copy per agent, each with its own signed Message-ID; returns how many were queued."""
         if self.silent:
             return 0
-        now = self.clock()
         shop = self.config.shop
         domain = shop.address.rpartition("@")[2]
         number = ticket.id if ticket is not None else 0
-        context = {"shop": self.shop_context(), "commands": command_help(),
-                   "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
-                   **variables}
-        rendered = self.renderer.render(template, self.config.agents.language, context,
-                                        fallback_language="en")
         notify = set(self.config.agents.notify)
         copies = [Copy((("", recipient),), notification_id(
                       self.agent_secret, number, ANY_AGENT if recipient in notify else recipient,
@@ -122,6 +116,12 @@ class Mailer:
                   for recipient in dict.fromkeys(recipients)]
         if not copies:
             return 0
+        now = self.clock()
+        context = {"shop": self.shop_context(), "commands": command_help(),
+                   "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
+                   **variables}
+        rendered = self.renderer.render(template, self.config.agents.language, context,
+                                        fallback_language="en")
         for outgoing in compose(kind=kind, ticket=number, shop_name=shop.name,
                                 shop_address=shop.address, copies=copies, rendered=rendered,
                                 language=self.config.agents.language, thread=Thread(),
