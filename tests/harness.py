@@ -23,6 +23,25 @@ SHOP_ADDRESS = "incidencias@example.com"
 AGENTS = ("agent1@example.com", "agent2@example.com")
 
 
+def smtp_and_database(directory: Path, imap: Dovecot, sink: SmtpSink, database_url: str) -> str:
+    """Write the password files a test config names; return its [smtp] and [database] sections."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "imap-password").write_text(imap.password + "\n")
+    (directory / "smtp-password").write_text(sink.password + "\n")
+    return f"""
+[smtp]
+host = "127.0.0.1"
+port = {sink.port}
+security = "none"
+username = "{sink.username}"
+password_file = "smtp-password"
+max_attempts_per_run = 2
+
+[database]
+url = "{database_url}"
+"""
+
+
 def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
                  database_url: str | None = None, updates_every: str = "3d",
                  idle: bool = True, poll_every: str = "1s", updates: str = "",
@@ -32,11 +51,8 @@ def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str =
     Without `database_url` the test gets a fresh database of the kind INCIDENCIAS_TEST_DATABASE
     selects (SQLite by default), one per directory: writing the config again keeps the data.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "imap-password").write_text(imap.password + "\n")
-    (directory / "smtp-password").write_text(sink.password + "\n")
     config = directory / "config.toml"
-    db_url = database_url or fresh_database_url(directory)
+    servers = smtp_and_database(directory, imap, sink, database_url or fresh_database_url(directory))
     config.write_text(f"""
 [shop]
 name = "Tienda Ejemplo"
@@ -53,18 +69,7 @@ password_file = "imap-password"
 idle = {"true" if idle else "false"}
 poll_every = "{poll_every}"
 timeout = "10s"
-
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-username = "{sink.username}"
-password_file = "smtp-password"
-max_attempts_per_run = 2
-
-[database]
-url = "{db_url}"
-
+{servers}
 [updates]
 every = "{updates_every}"
 {updates}

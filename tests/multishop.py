@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import smtp_and_database
 from mailservers import Dovecot, SmtpSink
 
 UNO = "uno"
@@ -17,9 +18,6 @@ DOS_AGENTS = ("agent2@example.com",)
 def write_two_shops(directory: Path, imap: Dovecot, sink: SmtpSink, database_url: str,
                     *, idle: bool = True) -> Path:
     """Shop "uno" (Spanish, user incidencias) and shop "dos" (French, user tienda2, its own agents)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "imap-password").write_text(imap.password + "\n")
-    (directory / "smtp-password").write_text(sink.password + "\n")
     config = directory / "config.toml"
     imap_common = f"""host = "127.0.0.1"
 port = {imap.port}
@@ -29,18 +27,7 @@ idle = {"true" if idle else "false"}
 poll_every = "1s"
 timeout = "10s"
 """
-    config.write_text(f"""
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-username = "{sink.username}"
-password_file = "smtp-password"
-max_attempts_per_run = 2
-
-[database]
-url = "{database_url}"
-
+    config.write_text(f"""{smtp_and_database(directory, imap, sink, database_url)}
 [escalation]
 digest_hour = 23
 
