@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dbcheck import fresh_database_url
 from mailservers import SmtpSink
 from outboxrows import delivered, queue_rows, sender_for
 from sqlalchemy import Engine, select
@@ -18,7 +19,7 @@ from daemon.models import OutboxItem, OutboxStatus
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
+    engine = db.make_engine(fresh_database_url(tmp_path, "outbox.db"))
     db.upgrade(engine)
     yield engine
     engine.dispose()
