@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 import unicodedata
@@ -10,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from functools import lru_cache
@@ -24,6 +25,7 @@ from daemon.subjects import subject_key, tagged, ticket_tag
 _MAX_REFERENCES = 20
 _MAX_FILENAME = 120
 _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+_CONTENT_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -91,17 +93,44 @@ def _line(field: str, value: str) -> str:
 
 
 def _body(rendered: Rendered, attachments: Sequence[Attachment]) -> bytes:
-    """The MIME body with its own Content-Type and MIME-Version lines: text, HTML, attachments."""
-    msg = EmailMessage(policy=SMTP)
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    for attachment in attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        if not subtype or maintype == "multipart":
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
-                           filename=safe_filename(attachment.filename))
-    return msg.as_bytes()
+    """The MIME body with its own Content-Type and MIME-Version lines: text, HTML, attachments.
+
+    The part headers are the same few lines in every mail and are written directly; the email
+    package's content manager cost 1.4 ms a mail, the largest part of composing (bench/ANALYSIS.md).
+    binascii does the encoding, and the policy folds what needs it (RFC 2231 file names).
+    """
+    body = _multipart("alternative", [_text_part("plain", rendered.text),
+                                      _text_part("html", rendered.html)])
+    if attachments:
+        body = _multipart("mixed", [body, *map(_attachment_part, attachments)])
+    return b"MIME-Version: 1.0\r\n" + body
+
+
+def _multipart(subtype: str, parts: Sequence[bytes]) -> bytes:
+    """A multipart entity; "=_" cannot occur in quoted-printable or base64, so neither can the
+    boundary."""
+    boundary = f"=_{secrets.token_hex(12)}"
+    delimiter = f"\r\n--{boundary}\r\n".encode()
+    return (f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode()
+            + delimiter[2:] + delimiter.join(parts) + f"\r\n--{boundary}--\r\n".encode())
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").encode()
+    encoded = binascii.b2a_qp(lines, istext=True).replace(b"\n", b"\r\n")
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + encoded
+
+
+def _attachment_part(attachment: Attachment) -> bytes:
+    content_type = attachment.content_type.lower()
+    if not _CONTENT_TYPE.fullmatch(content_type) or content_type.startswith("multipart/"):
+        content_type = "application/octet-stream"
+    name = safe_filename(attachment.filename).replace("\\", "\\\\").replace('"', '\\"')
+    headers = (f"Content-Type: {content_type}\r\n"
+               + _line("Content-Disposition", f'attachment; filename="{name}"')
+               + "Content-Transfer-Encoding: base64\r\n\r\n")
+    return headers.encode() + base64.encodebytes(attachment.content).replace(b"\n", b"\r\n").rstrip()
 
 
 def new_message_id(domain: str, ticket: int, kind: str) -> str:
