@@ -90,25 +90,23 @@ class Ingestor:
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
         """Store and process one message; never raises for bad mail, only for database trouble."""
         sha = hashlib.sha256(raw).hexdigest()
-        with self.sessions.begin() as session:
-            known = TicketStore(session).raw_by_sha(sha)
-            if known is not None:
-                return Outcome(known.outcome, known.ticket_id, known.id, already_handled=True)
         try:
             with self.sessions.begin() as session:
+                known = _already_handled(session, sha)
+                if known is not None:
+                    return known
                 row = RawMessage(sha256=sha, size=len(raw), raw=raw, folder=source.folder,
                                  uidvalidity=source.uidvalidity, uid=source.uid,
                                  outcome=RawOutcome.TICKET, received_at=self.clock())
                 session.add(row)
-                session.flush()
                 return self._apply(session, raw, row)
         except OperationalError:
             raise
         except IntegrityError:
             with self.sessions.begin() as session:
-                known = TicketStore(session).raw_by_sha(sha)
-                if known is not None:
-                    return Outcome(known.outcome, known.ticket_id, known.id, already_handled=True)
+                known = _already_handled(session, sha)
+            if known is not None:
+                return known
             return self._quarantine(raw, sha, source, "database integrity error while storing")
         except Exception as exc:
             log.warning("quarantined message sha256=%s: %s: %s", sha[:12], type(exc).__name__, exc)
@@ -168,7 +166,8 @@ class Ingestor:
     def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
                email_message: EmailMessage) -> Outcome:
         row.message_id = parsed.message_id
-        duplicate_of = session.scalar(select(Message).where(Message.message_id == parsed.message_id))
+        duplicate_of = session.execute(select(Message.ticket_id).where(
+            Message.message_id == parsed.message_id).limit(1)).first()
         if duplicate_of is not None:
             row.outcome = RawOutcome.DUPLICATE
             row.ticket_id = duplicate_of.ticket_id
@@ -260,14 +259,14 @@ class Ingestor:
     def _auto_reply(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
                     template: str) -> int:
         """An automatic answer in the customer's thread, saying when they will hear from us next."""
-        item = self.mailer.to_customer(
+        queued = self.mailer.to_customer(
             session, ticket, template,
             {"update_days": days_until_update(self.config.updates.every)},
             kind=template,
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
             automatic="auto-replied")
-        return int(item is not None)
+        return int(queued)
 
     def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
                      row: RawMessage, verdict: Classification,
@@ -293,7 +292,7 @@ class Ingestor:
         session.add(ticket)
         session.flush()
         TicketStore(session).add_participants(
-            ticket, {parsed.sender.email, customer.email, *self._copied(parsed)})
+            ticket, {parsed.sender.email, customer.email, *self._copied(parsed)}, new_ticket=True)
         self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
         queued = 0
         if verdict.kind is Kind.BULK:
@@ -447,6 +446,15 @@ class Ingestor:
         session.add(message)
         row.ticket_id = ticket.id
         return message
+
+
+def _already_handled(session: Session, sha: str) -> Outcome | None:
+    """What became of the same bytes before: IMAP may hand a message over twice after a crash."""
+    known = TicketStore(session).raw_by_sha(sha)
+    if known is None:
+        return None
+    raw_id, outcome, ticket = known
+    return Outcome(outcome, ticket, raw_id, already_handled=True)
 
 
 class UnlinkedAutomaticMail(Exception):

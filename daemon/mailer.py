@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from daemon.agent_auth import ANY_AGENT, notification_id
@@ -67,14 +67,14 @@ class Mailer:
                     variables: Mapping[str, Any], *, kind: str, thread: Thread,
                     automatic: str | None, direction: str = Direction.OUT,
                     attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
-                    ) -> OutboxItem | None:
-        """Queue a mail to the customer and record it in the ticket's history; None when silent
+                    ) -> bool:
+        """Queue a mail to the customer and record it in the ticket's history; False when silent
         or when an automatic mail is withheld (suppressed address, rate limit)."""
         if self.silent:
-            return None
+            return False
         now = self.clock()
         if automatic is not None and self._withhold(session, ticket, kind, now):
-            return None
+            return False
         shop = self.config.shop
         rendered = self.renderer.render(
             template, ticket.language,
@@ -83,22 +83,23 @@ class Mailer:
                         "customer_name": ticket.customer_name},
              **variables},
             fallback_language=shop.default_language)
-        [outgoing] = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
+        outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
                              shop_address=shop.address,
                              copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
                              rendered=rendered, language=ticket.language, thread=thread,
                              automatic=automatic, now=now, attachments=attachments)
-        item = self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
+        self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
+        [message_id] = [mail.message_id for mail in outgoing]
         name, email = author or (shop.name, shop.address)
         session.add(Message(ticket_id=ticket.id, direction=direction,
-                            message_id=outgoing.message_id, in_reply_to=thread.in_reply_to or "",
+                            message_id=message_id, in_reply_to=thread.in_reply_to or "",
                             references=" ".join(thread.references), from_email=email,
                             from_name=name, to=ticket.customer_email, subject=rendered.subject,
                             text=variables.get("text") or rendered.text, full_text=rendered.text,
                             kind=kind, created_at=now))
         ticket.last_outbound_at = now
         ticket.updated_at = now
-        return item
+        return True
 
     def to_agents(self, session: Session, ticket: Ticket | None, template: str,
                   variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
@@ -122,12 +123,10 @@ class Mailer:
                    **variables}
         rendered = self.renderer.render(template, self.config.agents.language, context,
                                         fallback_language="en")
-        for outgoing in compose(kind=kind, ticket=number, shop_name=shop.name,
-                                shop_address=shop.address, copies=copies, rendered=rendered,
-                                language=self.config.agents.language, thread=Thread(),
-                                automatic="auto-generated", now=now, from_name=from_name,
-                                attachments=attachments):
-            self._enqueue(session, ticket, outgoing, now)
+        self._enqueue(session, ticket, compose(
+            kind=kind, ticket=number, shop_name=shop.name, shop_address=shop.address, copies=copies,
+            rendered=rendered, language=self.config.agents.language, thread=Thread(),
+            automatic="auto-generated", now=now, from_name=from_name, attachments=attachments), now)
         return len(copies)
 
     def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
@@ -195,14 +194,16 @@ class Mailer:
                 return "rate-limited", f"rate limit {rate} for {scope} reached"
         return None, ""
 
-    def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Outgoing,
-                 now: datetime, automatic: bool = False) -> OutboxItem:
-        item = OutboxItem(ticket_id=ticket.id if ticket is not None else None, kind=outgoing.kind,
-                          message_id=outgoing.message_id, mail_from=outgoing.mail_from,
-                          recipients="\n".join(outgoing.recipients), raw=outgoing.raw,
-                          created_at=now, next_attempt_at=now, automatic=automatic)
-        session.add(item)
-        return item
+    def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Sequence[Outgoing],
+                 now: datetime, automatic: bool = False) -> None:
+        """One bulk INSERT for all copies: the rows are never read back in this transaction, so
+        they need no ORM objects (one per row cost more than composing the mail)."""
+        session.execute(insert(OutboxItem), [
+            {"ticket_id": ticket.id if ticket is not None else None, "kind": mail.kind,
+             "message_id": mail.message_id, "mail_from": mail.mail_from,
+             "recipients": "\n".join(mail.recipients), "raw": mail.raw, "created_at": now,
+             "next_attempt_at": now, "automatic": automatic}
+            for mail in outgoing])
 
 
 def _shop_time(moment: datetime, zone: ZoneInfo) -> str:

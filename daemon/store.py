@@ -45,11 +45,18 @@ class TicketStore:
         found = self.session.scalar(select(Message.id).where(Message.message_id == message_id))
         return found is not None
 
-    def raw_by_sha(self, sha256: str) -> RawMessage | None:
-        return self.session.scalar(select(RawMessage).where(RawMessage.sha256 == sha256))
+    def raw_by_sha(self, sha256: str) -> tuple[int, str, int | None] | None:
+        """The id, outcome and ticket of the raw row with these bytes; the bytes stay unread."""
+        row = self.session.execute(
+            select(RawMessage.id, RawMessage.outcome, RawMessage.ticket_id)
+            .where(RawMessage.sha256 == sha256)).first()
+        return None if row is None else (row.id, row.outcome, row.ticket_id)
 
-    def add_participants(self, ticket: Ticket, emails: set[str]) -> None:
-        known = set(self.session.scalars(
-            select(Participant.email).where(Participant.ticket_id == ticket.id))) if ticket.id else set()
+    def add_participants(self, ticket: Ticket, emails: set[str], new_ticket: bool = False) -> None:
+        """Add who is not yet in the ticket; a ticket opened in this transaction has nobody yet."""
+        if not emails:
+            return
+        known = set() if new_ticket else set(self.session.scalars(
+            select(Participant.email).where(Participant.ticket_id == ticket.id)))
         for email in sorted(emails - known):
             self.session.add(Participant(ticket_id=ticket.id, email=email))
