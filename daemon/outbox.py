@@ -9,7 +9,6 @@ drain one outbox on PostgreSQL without sending anything twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -99,27 +98,29 @@ class OutboxSender:
             query = query.where(OutboxItem.next_attempt_at <= self.clock())
         return session.scalars(query.with_for_update(skip_locked=True)).first()
 
-    def _mark(self, item_id: int, status: str, error: str | None = None,
-              claim: Session | None = None) -> None:
-        """Record an attempt on a row still pending: in `claim`, the session holding its lock, if any.
-
-        Without a claim, a row that another instance is sending or has settled is left alone.
-        """
-        with contextlib.nullcontext(claim) if claim is not None else self.sessions() as session:
+    def _mark(self, item_id: int, status: str, error: str | None = None) -> None:
+        """Record an attempt on a row nobody has claimed; one another instance is sending or has
+        settled is left alone."""
+        with self.sessions() as session:
             item = self._pending(session, item_id)
-            if item is None:
-                return
-            now = self.clock()
-            item.attempts += 1
-            if status == OutboxStatus.SENT:
-                item.status, item.sent_at, item.last_error = status, now, None
+            if item is not None:
+                self._settle(session, item, status, error)
+
+    def _settle(self, claim: Session, item: OutboxItem, status: str, error: str | None = None
+                ) -> None:
+        """Record an attempt on a row in `claim`, the session that loaded and locked it, and
+        commit: the row is not read again."""
+        now = self.clock()
+        item.attempts += 1
+        if status == OutboxStatus.SENT:
+            item.status, item.sent_at, item.last_error = status, now, None
+        else:
+            item.last_error = (error or "")[:2000]
+            if status == OutboxStatus.FAILED:
+                item.status = status
             else:
-                item.last_error = (error or "")[:2000]
-                if status == OutboxStatus.FAILED:
-                    item.status = status
-                else:
-                    item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
-            session.commit()
+                item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
+        claim.commit()
 
     def pending_count(self) -> int:
         with self.sessions() as session:
@@ -178,7 +179,7 @@ class OutboxSender:
         except (aiosmtplib.SMTPException, ValueError) as exc:
             await self._failed_once(item, exc, report, claim)
             return None
-        await asyncio.to_thread(self._mark, item.id, OutboxStatus.SENT, None, claim)
+        await asyncio.to_thread(self._settle, claim, item, OutboxStatus.SENT)
         report.sent += 1
         metrics.email_sent(item.kind)
         if errors:
@@ -191,7 +192,7 @@ class OutboxSender:
                            claim: Session) -> None:
         permanent = is_permanent(exc)
         status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
-        await asyncio.to_thread(self._mark, item.id, status, str(exc), claim)
+        await asyncio.to_thread(self._settle, claim, item, status, str(exc))
         metrics.send_failed(permanent)
         if permanent:
             report.failed += 1
