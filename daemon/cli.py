@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from daemon import service
+    from daemon.allocator import limit_arenas
 
+    limit_arenas()
     if args.once:
         return asyncio.run(service.run_once(settings))
     return asyncio.run(service.run_forever(settings))
