@@ -16,6 +16,8 @@ from functools import lru_cache
 
 from lingua import IsoCode639_1, LanguageDetector, LanguageDetectorBuilder
 
+from daemon.allocator import release_free_memory
+
 # The winner's confidence must be this many times the runner-up's; below it the text is too
 # ambiguous ("Merci", "parcel lost") and the Content-Language header is the better witness.
 _MIN_CONFIDENCE_RATIO = 1.5
@@ -23,6 +25,8 @@ _MIN_LETTERS = 3
 # Detection gains nothing from the tail of a long message and costs time on it.
 _MAX_CHARS = 2000
 # URLs, addresses and tokens with digits (order numbers, "20000mAh") carry no language.
+# Any sentence with words of five letters and more makes lingua load every model it uses.
+_WARM_UP = "Buenos días, quisiera saber dónde está mi pedido. Merci beaucoup. Thank you."
 _NOISE = re.compile(r"\S+://\S+|\S+@\S+|\S*\d\S*")
 
 
@@ -76,7 +80,12 @@ def _detector(languages: tuple[str, ...], low_memory: bool) -> LanguageDetector:
     builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
     if low_memory:
         builder = builder.with_low_accuracy_mode()
-    return builder.build()
+    detector = builder.build()
+    # Lingua loads its models on first use and frees the buffers it loaded them from: load them
+    # now, so the memory those buffers held goes back to the system at once.
+    detector.compute_language_confidence_values(_WARM_UP)
+    release_free_memory()
+    return detector
 
 
 def _lingua_code(language: str) -> IsoCode639_1 | None:
