@@ -92,7 +92,7 @@ class ShopConfig(_Section):
     address: Email
     languages: list[str] = Field(default_factory=lambda: ["es"], min_length=1)
     default_language: str = "es"
-    # "light" trades 2 of 105 short test messages for ~115 MB less memory (daemon/language.py).
+    # "light" trades 2 of 105 short test messages for ~85 MB less peak memory (daemon/language.py).
     language_detection: Literal["accurate", "light"] = "accurate"
     timezone: str = "Europe/Madrid"
     phone: str | None = None
