@@ -2,8 +2,9 @@
 
 Detection uses lingua restricted to the shop's languages, which is what makes it reliable on the
 short, product-name-laden messages shops receive. Measured on tests/language_samples.py (105 short
-messages, es/fr/en): the full models score 105/105 and add about 115 MB of resident memory for
-three languages (about 165 MB for six), loaded in about a second on the first detection;
+messages, es/fr/en): the full models score 105/105 and add about 70 MB of resident memory for
+three languages once the buffers they load from are handed back (115 MB before that), loaded in
+about a second when the detector is built;
 `low_memory=True` uses lingua's trigram-only mode, about 10 MB, and scores 103/105. The detector
 is built once per language set and cached for the life of the process.
 """
