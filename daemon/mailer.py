@@ -84,10 +84,10 @@ class Mailer:
              **variables},
             fallback_language=shop.default_language)
         outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
-                             shop_address=shop.address,
-                             copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
-                             rendered=rendered, language=ticket.language, thread=thread,
-                             automatic=automatic, now=now, attachments=attachments)
+                           shop_address=shop.address,
+                           copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
+                           rendered=rendered, language=ticket.language, thread=thread,
+                           automatic=automatic, now=now, attachments=attachments)
         self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
         [message_id] = [mail.message_id for mail in outgoing]
         name, email = author or (shop.name, shop.address)
