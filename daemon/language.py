@@ -25,9 +25,9 @@ _MIN_CONFIDENCE_RATIO = 1.5
 _MIN_LETTERS = 3
 # Detection gains nothing from the tail of a long message and costs time on it.
 _MAX_CHARS = 2000
-# URLs, addresses and tokens with digits (order numbers, "20000mAh") carry no language.
 # Any sentence with words of five letters and more makes lingua load every model it uses.
 _WARM_UP = "Buenos días, quisiera saber dónde está mi pedido. Merci beaucoup. Thank you."
+# URLs, addresses and tokens with digits (order numbers, "20000mAh") carry no language.
 _NOISE = re.compile(r"\S+://\S+|\S+@\S+|\S*\d\S*")
 
 
