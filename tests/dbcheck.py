@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from pgserver import selected, shared_server, unique_name
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from daemon import db
@@ -40,6 +40,13 @@ def fresh_database_url(directory: Path, filename: str = "incidencias.db") -> str
     directory.mkdir(parents=True, exist_ok=True)
     marker.write_text(url)
     return url
+
+
+def migrated_engine(directory: Path, filename: str = "incidencias.db") -> Engine:
+    """An engine on `fresh_database_url(directory, filename)` at the newest schema."""
+    engine = db.make_engine(fresh_database_url(directory, filename))
+    db.upgrade(engine)
+    return engine
 
 
 def configured_url(config: Path) -> str:

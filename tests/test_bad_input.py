@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -67,8 +67,7 @@ def test_header_text_is_one_clean_line(value: str) -> None:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(fresh_database_url(tmp_path, "bad.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "bad.db")
     yield engine
     engine.dispose()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from corpusdata import CorpusMessage, corpus_messages
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -111,8 +111,7 @@ def _settings(limits: dict[str, object] | None = None) -> Settings:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(fresh_database_url(tmp_path, "bounces.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "bounces.db")
     yield engine
     engine.dispose()
 
@@ -312,8 +311,7 @@ def _seed(shop: Components, sample: CorpusMessage) -> _Seeded | None:
 @pytest.fixture(scope="module")
 def corpus_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
     """One database for every sample (each gets its own ticket): migrations run once."""
-    engine = db.make_engine(fresh_database_url(tmp_path_factory.mktemp('corpus'), "bounces.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path_factory.mktemp('corpus'), "bounces.db")
     yield assemble(_settings(), engine, db.session_factory(engine), Clock())
     engine.dispose()
 

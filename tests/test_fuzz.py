@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from corpusdata import corpus_messages
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from figures import record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,8 +59,7 @@ SAMPLES = _samples()
 
 
 def _make_shop(directory: Path) -> Shop:
-    engine = db.make_engine(fresh_database_url(directory, "fuzz.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(directory, "fuzz.db")
     sessions = db.session_factory(engine)
     config = Config.model_validate({
         "shop": {"name": "Tienda", "address": SHOP, "languages": ["es", "fr", "en"],

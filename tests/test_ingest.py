@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -28,8 +28,7 @@ NOW = datetime(2026, 3, 2, 10, 0)
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    engine = db.make_engine(fresh_database_url(tmp_path, "test.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "test.db")
     return engine
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from imapclient.exceptions import LoginError
 from pydantic import SecretStr
@@ -102,8 +102,7 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(fresh_database_url(tmp_path, "alerts.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "alerts.db")
     yield engine
     engine.dispose()
 

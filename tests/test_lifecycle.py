@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -86,8 +86,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
 
 
 def _shop(tmp_path: Path, config: Config) -> Shop:
-    engine = db.make_engine(fresh_database_url(tmp_path, "lifecycle.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "lifecycle.db")
     clock = Clock()
     settings = Settings(config=config, path=tmp_path / "config.toml",
                         secrets=Secrets(imap_password=None, smtp_password=None,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from mailservers import SmtpSink
 from outboxrows import delivered, queue_rows, sender_for
 from sqlalchemy import Engine, select
@@ -19,8 +19,7 @@ from daemon.models import OutboxItem, OutboxStatus
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(fresh_database_url(tmp_path, "outbox.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "outbox.db")
     yield engine
     engine.dispose()
 

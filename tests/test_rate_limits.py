@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dbcheck import fresh_database_url
+from dbcheck import migrated_engine
 from harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
@@ -138,8 +138,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = db.make_engine(fresh_database_url(tmp_path, "limits.db"))
-    db.upgrade(engine)
+    engine = migrated_engine(tmp_path, "limits.db")
     yield engine
     engine.dispose()
 
