@@ -4,6 +4,11 @@ A From header is easy to forge, so an agent's address alone proves nothing. Each
 to an agent carries, in its Message-ID, an HMAC over the ticket, the agent and a nonce; a reply
 that names such an id and comes from that agent is genuine. Where the shop's own mail server
 stamps `Authentication-Results`, a DKIM or DMARC pass for the agent's domain is accepted too.
+
+Mail about a problem (several tickets, issue 16) carries the same kind of token bound to the
+problem instead: the MAC covers `problem:<id>`, the problem's database id, so a ticket's token can
+never pass for a problem's (nor the other way round), and a token stays bound to the one problem
+it was made for even if another problem later takes a reused name.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from daemon.mail.message import ParsedMessage
 
 ANY_AGENT = "*"
 _TOKEN_ID = re.compile(r"^incidencias\.(\d{1,9})\.notify\.([0-9a-f]{16})\.([0-9a-f]{32})@", re.IGNORECASE)
+_PROBLEM_ID = re.compile(
+    r"^incidencias\.problem\.(\d{1,9})\.([0-9a-f]{16})\.([0-9a-f]{32})@", re.IGNORECASE)
 _RESULT = re.compile(r"\b(dkim|dmarc)\s*=\s*(\w+)([^;]*)", re.IGNORECASE)
 _PROPERTY = re.compile(r"\bheader\.(d|from)\s*=\s*\"?([^\s;\"]+)", re.IGNORECASE)
 
 
-def _mac(secret: bytes, ticket: int, agent: str, nonce: str) -> str:
+def _mac(secret: bytes, ticket: int | str, agent: str, nonce: str) -> str:
     data = f"{ticket}|{agent.lower()}|{nonce}".encode()
     return hmac.new(secret, data, hashlib.sha256).hexdigest()[:32]
 
@@ -34,13 +41,22 @@ def notification_id(secret: bytes, ticket: int, agent: str, domain: str) -> str:
     return f"incidencias.{ticket}.notify.{nonce}.{_mac(secret, ticket, agent, nonce)}@{domain}"
 
 
+def problem_message_id(secret: bytes, problem: int, agent: str, domain: str) -> str:
+    """A Message-ID that proves, when replied to by `agent`, that the reply answers problem N."""
+    nonce = secrets.token_hex(8)
+    return (f"incidencias.problem.{problem}.{nonce}."
+            f"{_mac(secret, f'problem:{problem}', agent, nonce)}@{domain}")
+
+
 @dataclass(frozen=True)
 class AgentCheck:
-    """The verdict on a message whose sender is an agent address."""
+    """The verdict on a message whose sender is an agent address; `problem` when it answers a
+    problem's mail rather than a ticket's."""
 
     ticket: int | None
     verified: bool
     via: str
+    problem: int | None = None
 
 
 def verify_token(secret: bytes, message: ParsedMessage) -> AgentCheck:
@@ -48,6 +64,14 @@ def verify_token(secret: bytes, message: ParsedMessage) -> AgentCheck:
     sender = message.sender.email
     seen_token = False
     for mid in message.thread_ids:
+        problem = _PROBLEM_ID.match(mid)
+        if problem:
+            seen_token = True
+            number, nonce, mac = int(problem.group(1)), problem.group(2).lower(), problem.group(3)
+            for agent in (sender, ANY_AGENT):
+                if hmac.compare_digest(mac.lower(), _mac(secret, f"problem:{number}", agent, nonce)):
+                    return AgentCheck(None, True, "token", problem=number)
+            continue
         found = _TOKEN_ID.match(mid)
         if not found:
             continue
@@ -58,6 +82,16 @@ def verify_token(secret: bytes, message: ParsedMessage) -> AgentCheck:
                 return AgentCheck(ticket, True, "token")
     reason = "token not valid for this agent or ticket" if seen_token else "no notification token"
     return AgentCheck(None, False, reason)
+
+
+def named_problem(message: ParsedMessage) -> int | None:
+    """The problem a message's thread names, token unchecked: only for a sender already proven
+    genuine another way (a trusted DKIM/DMARC pass)."""
+    for mid in message.thread_ids:
+        found = _PROBLEM_ID.match(mid)
+        if found:
+            return int(found.group(1))
+    return None
 
 
 def authenticated_domain(message: ParsedMessage, authserv_id: str) -> str | None:
@@ -87,5 +121,5 @@ def check_agent(message: ParsedMessage, agents: Collection[str], secret: bytes,
     if by_token.verified:
         return by_token
     if authserv_id and authenticated_domain(message, authserv_id) == sender.rpartition("@")[2]:
-        return AgentCheck(None, True, "authentication-results")
+        return AgentCheck(None, True, "authentication-results", problem=named_problem(message))
     return by_token

@@ -160,16 +160,19 @@ def compose(
     now: datetime,
     from_name: str | None = None,
     attachments: Sequence[Attachment] = (),
+    problem: str | None = None,
 ) -> list[Outgoing]:
     """The same email to each copy's recipients; only To and Message-ID differ between copies,
     so the body (attachments included) is encoded once however many agents there are.
 
     `automatic` is the RFC 3834 Auto-Submitted value, or None. `from_name` replaces the shop's
-    name as display name (agents see "<customer> via <shop>").
+    name as display name (agents see "<customer> via <shop>"). With `problem` (a problem's name)
+    the mail is about that problem, not a ticket: `X-Incidencias-Problem` instead of the ticket
+    header and no `[#N]` tag added to the subject.
     """
     domain = shop_address.rpartition("@")[2]
     subject = clean_header_text(rendered.subject)
-    if ticket_tag(subject) != ticket:
+    if problem is None and ticket_tag(subject) != ticket:
         subject = tagged(subject, ticket)
     headers = [_address_line("From", ((from_name or shop_name, shop_address),)),
                _line("Subject", subject), _line("Date", format_datetime(now.astimezone()))]
@@ -180,7 +183,7 @@ def compose(
         unique = list(dict.fromkeys(references))[-_MAX_REFERENCES:]
         headers.append(_line("References", " ".join(f"<{mid}>" for mid in unique)))
     headers.append(_line("Thread-Topic", subject_key(subject) or subject))
-    seed = f"{shop_address}#{ticket}"
+    seed = f"{shop_address}#{ticket}" if problem is None else f"{shop_address}#problem-{problem}"
     headers.append(_line("Thread-Index", (
         reply_thread_index(thread.thread_index, seed, now)
         if thread.thread_index or thread.in_reply_to
@@ -188,7 +191,8 @@ def compose(
     if automatic:
         headers.append(_line("Auto-Submitted", automatic))
     headers += [_line("X-Auto-Response-Suppress", "All"),
-                _line("X-Incidencias-Ticket", str(ticket)),
+                (_line("X-Incidencias-Ticket", str(ticket)) if problem is None
+                 else _line("X-Incidencias-Problem", problem)),
                 _line("Content-Language", language)]
     common = "".join(headers).encode()
     body = _body(rendered, attachments)

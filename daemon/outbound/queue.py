@@ -17,12 +17,19 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
-from daemon.mail.authenticity import ANY_AGENT, notification_id
+from daemon.mail.authenticity import ANY_AGENT, notification_id, problem_message_id
 from daemon.mail.message import Attachment
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Renderer
-from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
+from daemon.storage.models import (
+    Direction,
+    Message,
+    OutboxItem,
+    Problem,
+    SuppressedAddress,
+    Ticket,
+)
 from daemon.tickets.agents.commands import command_help
 
 log = logging.getLogger("daemon.mailer")
@@ -128,6 +135,38 @@ class Mailer:
             rendered=rendered, language=self.config.agents.language, thread=Thread(),
             automatic="auto-generated", now=now, from_name=from_name, attachments=attachments), now)
         return len(copies)
+
+    def to_agents_about_problem(self, session: Session, problem: Problem, template: str,
+                                variables: Mapping[str, Any], *, kind: str,
+                                recipients: Sequence[str]) -> int:
+        """One mail per agent in the problem's thread: subject `[problem NAME] title`, header
+        `X-Incidencias-Problem`, a Message-ID signed for that agent and that problem."""
+        if self.silent:
+            return 0
+        shop = self.config.shop
+        domain = shop.address.rpartition("@")[2]
+        notify = set(self.config.agents.notify)
+        copies = [Copy((("", recipient),), problem_message_id(
+                      self.agent_secret, problem.id, ANY_AGENT if recipient in notify else recipient,
+                      domain))
+                  for recipient in dict.fromkeys(recipients)]
+        if not copies:
+            return 0
+        now = self.clock()
+        rendered = self.renderer.render(
+            template, self.config.agents.language,
+            {"shop": self.shop_context(), **variables}, fallback_language="en")
+        self._enqueue(session, None, compose(
+            kind=kind, ticket=0, shop_name=shop.name, shop_address=shop.address, copies=copies,
+            rendered=rendered, language=self.config.agents.language,
+            thread=Thread(references=(problem.thread_id,)), automatic="auto-generated", now=now,
+            problem=problem.name), now)
+        return len(copies)
+
+    def suppressed(self, session: Session, address: str) -> SuppressedAddress | None:
+        """The address's hard-bounce suppression while it lasts, else None."""
+        row = session.get(SuppressedAddress, address)
+        return row if row is not None and row.until > self.clock() else None
 
     def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
         """The ticket summary agents see: status, age, language, last contact, message count."""

@@ -31,6 +31,7 @@ AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_copy",
     "agent_help",
     "agent_notice",
+    "agent_problem",
 )
 
 
@@ -157,6 +158,8 @@ def _agent_new_ticket() -> dict[str, Any]:
         "text": _CUSTOMER_TEXT,
         "attachments": [{"filename": "seguimiento.png", "size": 184_320}],
         "commands": list(_COMMANDS),
+        "problems": [{"name": "huelga-transporte", "title": "Huelga de transportes",
+                      "matched": ["huelga"], "command": "#problem huelga-transporte"}],
     }
 
 
@@ -325,6 +328,54 @@ def _unknown_notice() -> dict[str, Any]:
     return _notice("export_failed", {"file": "/var/lib/incidencias/codes.csv", "error": "disk full"})
 
 
+def _problem_ticket(number: int, email: str, name: str, language: str) -> dict[str, Any]:
+    return {"number": number, "customer": email, "customer_name": name, "language": language,
+            "status": "open", "subject": "Mi pedido no llega", "code": None}
+
+
+def _problem() -> dict[str, Any]:
+    return {
+        "name": "huelga-transporte",
+        "title": "Huelga de transportes",
+        "status": "open",
+        "status_line": "La huelga de transportes retrasa los envíos unos días.",
+        "keywords": ["seur", "huelga", "retraso"],
+        "tickets": [_problem_ticket(1042, "maria.garcia@example.net", "María García", "es"),
+                    _problem_ticket(1043, "claire@example.fr", "Claire Martin", "fr"),
+                    _problem_ticket(1044, "john@example.org", "", "en")],
+    }
+
+
+def _agent_problem() -> dict[str, Any]:
+    problem = _problem()
+    return {
+        "shop": _shop(),
+        "problem": problem,
+        "event": "broadcast",
+        "agent": "lucia@example.com",
+        "text": "[es]\nLa huelga termina mañana.\n\n[fr]\nLa grève se termine demain.",
+        "changed": problem["tickets"][:1],
+        "sent": [{"number": 1042, "customer": "maria.garcia@example.net", "language": "es",
+                  "version": "es", "fallback": False},
+                 {"number": 1044, "customer": "john@example.org", "language": "en",
+                  "version": "es", "fallback": True}],
+        "skipped": [{"number": 1043, "customer": "claire@example.fr", "reason": "closed"}],
+        "errors": [{"line": "#assign ana", "message": "#assign works on a ticket, not on a problem"}],
+        "commands": ["#status / #estado <text>: the problem's status line"],
+    }
+
+
+def _problem_event(event: str) -> Callable[[], dict[str, Any]]:
+    def make() -> dict[str, Any]:
+        context = _agent_problem()
+        context["event"] = event
+        if event == "closed":
+            context["changed"] = [{**t, "status": "closed", "code": "GRACIAS-7KQ2M"}
+                                  for t in context["problem"]["tickets"]]
+        return context
+    return make
+
+
 _FULL = {
     "acknowledgement": _acknowledgement,
     "agent_reply": _agent_reply,
@@ -342,6 +393,7 @@ _FULL = {
     "agent_copy": _agent_copy,
     "agent_help": _agent_help,
     "agent_notice": _agent_notice,
+    "agent_problem": _agent_problem,
 }
 
 # Further full variants, for templates whose text depends on the kind of event.
@@ -353,6 +405,9 @@ _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
         _pool_low_notice,
         _unknown_notice,
     ),
+    "agent_problem": tuple(_problem_event(event) for event in (
+        "created", "linked", "reopened", "unlinked", "keywords", "note", "commands", "closed",
+        "rejected", "help", "future-event")),
 }
 
 # Values replaced by their "absent" form in the sparse variant.
@@ -381,6 +436,12 @@ _SPARSE = {
     "first_response_hours": None,
     "reason": None,
     "customer": {"name": "", "email": "maria.garcia@example.net"},
+    "problems": [],
+    "agent": None,
+    "changed": [],
+    "sent": [],
+    "skipped": [],
+    "errors": [],
 }
 
 
@@ -398,6 +459,11 @@ def _sparse(name: str) -> dict[str, Any]:
     if name == "agent_copy":
         context["kind"] = "note"  # the full sample is a reply; this takes the note branch
         context["text"] = "Ha llamado por teléfono: prefiere esperar al paquete, no reenviarlo."
+    if name == "agent_problem":
+        # a problem made from the command line, with nothing linked yet and no status line
+        context["problem"] = {**context["problem"], "tickets": [], "keywords": [],
+                              "status_line": None, "status": "closed"}
+        context.update(event="closed", text=None)
     if name == "agent_notice":
         # a low pool can be noticed with no ticket at hand, and may be down to its last code
         context.update(ticket=None, notice="pool_low", details={"remaining": 1})

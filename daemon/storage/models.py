@@ -78,6 +78,11 @@ class Ticket(Base):
     # Which [[mailboxes]] entry the ticket came in through; threading never crosses mailboxes.
     mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX,
                                          server_default=DEFAULT_MAILBOX)
+    # The problem this ticket is one case of (issue 16), at most one.
+    problem_id: Mapped[int | None] = mapped_column(
+        ForeignKey("problems.id", ondelete="SET NULL", name="fk_tickets_problem"), default=None,
+        index=True)
+    problem: Mapped[Problem | None] = relationship(back_populates="tickets")
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -274,3 +279,49 @@ class MailboxState(Base):
     uidvalidity: Mapped[int] = mapped_column()
     last_uid: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProblemStatus:
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Problem(Base):
+    """One incident that affects several customers (a carrier strike, a faulty batch): its tickets
+    are told and closed together."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX)
+    name: Mapped[str] = mapped_column(String(63))
+    title: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=ProblemStatus.OPEN)
+    status_line: Mapped[str | None] = mapped_column(Text, default=None)
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    # The References root every mail of the problem's agent thread names, so clients group them.
+    thread_id: Mapped[str] = mapped_column(String(998))
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    tickets: Mapped[list[Ticket]] = relationship(back_populates="problem", order_by="Ticket.id")
+
+    __table_args__ = (UniqueConstraint("mailbox", "name", name="uq_problems_mailbox_name"),)
+
+
+class ProblemEvent(Base):
+    """The problem's history: created, linked, unlinked, broadcast, note, closed. An agent's reply
+    is kept by its Message-ID once, so the same mail delivered twice never broadcasts twice."""
+
+    __tablename__ = "problem_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_id: Mapped[int] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"),
+                                            index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    agent: Mapped[str] = mapped_column(String(320), default="")
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None, unique=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

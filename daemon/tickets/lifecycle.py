@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import DEFAULT_MAILBOX, Config
 from daemon.outbound.queue import Mailer
-from daemon.storage.models import Direction, KeyValue, Message, Promise, Ticket, TicketStatus
+from daemon.storage.models import (
+    Direction,
+    KeyValue,
+    Message,
+    ProblemStatus,
+    Promise,
+    Ticket,
+    TicketStatus,
+)
 from daemon.tickets.business_hours import in_window
 from daemon.tickets.discounts import DiscountProvider, pool_remaining
 
@@ -55,6 +63,14 @@ def update_due(ticket: Ticket, now: datetime, every: timedelta) -> bool:
     if ticket.wait_until is not None and ticket.wait_until > now:
         return False
     return ticket.last_outbound_at + every <= now
+
+
+def status_line(ticket: Ticket) -> str | None:
+    """The line an update shows: the ticket's own, else its open problem's (issue 16)."""
+    problem = ticket.problem
+    if ticket.status_line or problem is None or problem.status != ProblemStatus.OPEN:
+        return ticket.status_line
+    return problem.status_line
 
 
 class Lifecycle:
@@ -120,7 +136,7 @@ class Lifecycle:
             return False
         self.mailer.to_customer(
             session, ticket, "update",
-            {"status_line": ticket.status_line,
+            {"status_line": status_line(ticket),
              "update_days": days_until_update(self.config.updates.every)},
             kind="update", thread=self.mailer.customer_thread(session, ticket),
             automatic="auto-generated")

@@ -34,6 +34,8 @@ from daemon.storage.models import (
     Direction,
     Message,
     OutboxItem,
+    Problem,
+    ProblemEvent,
     RawMessage,
     RawOutcome,
     SuppressedAddress,
@@ -179,6 +181,10 @@ class Ingestor:
             raise ParseError("no sender address in From, Sender or Return-Path")
         agents = self.config.agents
         claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
+        if claim is not None and claim.verified and claim.ticket is None and claim.problem:
+            problem = session.get(Problem, claim.problem)
+            if problem is not None and problem.mailbox == self.config.mailbox:
+                return self._from_agent_on_problem(session, problem, parsed, row, verdict)
         if claim is not None and claim.verified:
             ticket_id = claim.ticket or match_ticket(parsed, self._store(session)).ticket
             ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
@@ -212,6 +218,30 @@ class Ingestor:
             return Outcome(RawOutcome.TICKET, ticket.id, row.id)
         queued = self.agent_replies.handle(session, ticket, parsed, row)
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _from_agent_on_problem(self, session: Session, problem: Problem, parsed: ParsedMessage,
+                               row: RawMessage, verdict: Classification) -> Outcome:
+        """A genuine agent's reply to a problem's mail: commands and text for all its tickets."""
+        if session.scalar(select(ProblemEvent.id).where(
+                ProblemEvent.message_id == parsed.message_id)) is not None:
+            row.outcome = RawOutcome.DUPLICATE
+            log.info("problem %s: duplicate delivery of %s ignored", problem.name,
+                     parsed.message_id)
+            return Outcome(RawOutcome.DUPLICATE, None, row.id)
+        if verdict.automatic:
+            session.add(ProblemEvent(problem_id=problem.id, kind=f"agent-{verdict.kind}",
+                                     agent=parsed.sender.email, message_id=parsed.message_id,
+                                     text=visible_text(parsed.text), raw_id=row.id,
+                                     created_at=self.clock()))
+            log.info("problem %s: automatic mail from an agent kept (%s)", problem.name,
+                     verdict.reason)
+            return Outcome(RawOutcome.TICKET, None, row.id)
+        agent = parsed.sender.email
+        done = self.agent_replies.problems.reply(
+            session, problem, visible_text(parsed.text), agent=agent,
+            agent_name=parsed.sender.name or agent.partition("@")[0].capitalize(),
+            attachments=parsed.attachments, message_id=parsed.message_id, raw_id=row.id)
+        return Outcome(RawOutcome.TICKET, None, row.id, queued=done.queued)
 
     def _follow_up(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
                    rule: str, email_message: EmailMessage, verdict: Classification) -> Outcome:
@@ -302,7 +332,10 @@ class Ingestor:
             queued = self._auto_reply(session, ticket, parsed, "acknowledgement")
             log.info("ticket=%d opened, acknowledgement %s", ticket.id,
                      "queued" if queued else "withheld")
-        queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
+        suspects = self.agent_replies.problems.suspects(
+            session, f"{parsed.subject}\n{visible_text(parsed.text)}")
+        queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket",
+                                      {"problems": suspects})
         return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
 
     def _bounce(self, session: Session, parsed: ParsedMessage, row: RawMessage,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ ALIASES: dict[str, str] = {
     "promise": "promise", "prometer": "promise",
     "done": "done", "hecho": "done",
     "waiting": "waiting", "pendiente": "waiting",
+    "problem": "problem", "problema": "problem", "probleme": "problem",
 }
 
 #: How each command is written, for the help footer; the Spanish alias follows the slash.
@@ -44,6 +45,9 @@ SYNTAX: tuple[tuple[str, str, str], ...] = (
     ("lang", "idioma", "#lang / #idioma <code>: language of the mail to the customer"),
     ("status", "estado", "#status / #estado <text>: status line the customer sees in updates"),
     ("reopen", "reabrir", "#reopen / #reabrir: reopen a closed ticket"),
+    ("problem", "problema", "#problem / #problema <name> [title]: this ticket is one case of that "
+     "problem (created when new; a next line `keywords: a, b` flags new tickets that mention them); "
+     "#problem - unlinks it"),
     ("help", "ayuda", "#help / #ayuda: these instructions by email"),
 )
 
@@ -72,6 +76,9 @@ DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
 CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2})|h(\d{2})?)$")
 PERCENT = re.compile(r"^(\d{1,3})%$")
 COMMAND_LINE = re.compile(r"^#([^\W\d_][\w-]*)(?:\s+(.*))?$")
+PROBLEM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+KEYWORDS_LINE = re.compile(r"^(?:keywords|palabras(?:\s+clave)?|mots[\s-]cl[eé]s)\s*:\s*(.*)$",
+                           re.IGNORECASE)
 START_OF_DAY = time(9, 0)
 FURTHEST = timedelta(days=366)
 
@@ -85,6 +92,7 @@ class Command:
     percent: int | None = None
     no_discount: bool = False
     text: str = ""
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,17 @@ def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[
                                      languages=languages, agents=agents))
         except _Bad as error:
             errors.append(CommandError(line, str(error)))
+            continue
+        if name == "problem" and index < len(lines):
+            keywords = KEYWORDS_LINE.match(lines[index].strip())
+            if keywords is not None:
+                index += 1
+                found = split_keywords(keywords.group(1))
+                if not found:
+                    errors.append(CommandError(lines[index - 1].strip(),
+                                               "keywords: needs words, for example "
+                                               "keywords: seur, huelga, retraso"))
+                commands[-1] = replace(commands[-1], keywords=found)
     errors.extend(_conflicts(commands))
     body = "\n".join([*body_start, *lines[index:]]).strip()
     return ParsedReply(commands=commands, errors=errors, body=body, is_note=is_note)
@@ -177,6 +196,8 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         if code not in languages:
             raise _Bad(f"#lang needs one of: {', '.join(languages)}")
         return [Command(name, line, argument, text=code)]
+    if name == "problem":
+        return [_problem(line, argument)]
     if name == "status":
         if not argument:
             raise _Bad("#status needs the text the customer will read, for example "
@@ -205,6 +226,25 @@ def _close(line: str, argument: str) -> Command:
         raise _Bad("#close cannot have both a discount and nodiscount")
     return Command("close", line, argument, percent=percent, no_discount=no_discount,
                    text=" ".join(words))
+
+
+def _problem(line: str, argument: str) -> Command:
+    """`#problem NAME [title]`, or `#problem -` to unlink; the name is kept in lower case."""
+    name, _, title = argument.partition(" ")
+    if name == "-":
+        if title.strip():
+            raise _Bad("#problem - takes nothing after the dash")
+        return Command("problem", line, "-")
+    name = name.lower()
+    if not PROBLEM_NAME.fullmatch(name):
+        raise _Bad("#problem needs a name of lower-case letters, digits and -, for example "
+                   "#problem huelga-transporte Huelga de transportes; #problem - unlinks")
+    return Command("problem", line, name, text=title.strip())
+
+
+def split_keywords(text: str) -> tuple[str, ...]:
+    """`seur, huelga, retraso` → its words and phrases, lower case, each once."""
+    return tuple(dict.fromkeys(w.strip().lower() for w in text.split(",") if w.strip()))
 
 
 def _agent(argument: str, agents: Collection[str]) -> str:

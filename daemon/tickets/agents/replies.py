@@ -29,6 +29,7 @@ from daemon.storage.models import (
 )
 from daemon.tickets.agents.commands import Command, ParsedReply, parse_reply
 from daemon.tickets.lifecycle import Lifecycle
+from daemon.tickets.problems.service import Problems
 
 log = logging.getLogger("daemon.agent_replies")
 
@@ -40,6 +41,7 @@ class AgentReplies:
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.clock = clock
+        self.problems = Problems(config, mailer, lifecycle, clock)
 
     def handle(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
                row: RawMessage) -> int:
@@ -107,7 +109,8 @@ class AgentReplies:
             kind=f"copy-{kind}", recipients=others, attachments=parsed.attachments)
 
     def _apply(self, session: Session, ticket: Ticket, command: Command, agent: str) -> int:
-        """One command's effect on the ticket; returns mails queued (only #help sends any)."""
+        """One command's effect on the ticket; returns mails queued (#help, and #problem, which is
+        told in the problem's thread)."""
         name = command.name
         now = self.clock()
         if name == "reopen":
@@ -135,6 +138,12 @@ class AgentReplies:
             ticket.language = command.text
         elif name == "status":
             ticket.status_line = command.text
+        elif name == "problem":
+            if command.argument == "-":
+                return self.problems.unlink(session, ticket, agent)
+            return self.problems.link(session, command.argument, [ticket], agent=agent,
+                                      title=command.text or None,
+                                      keywords=command.keywords or None)
         elif name == "help":
             return self.mailer.to_agents(session, ticket, "agent_help", {}, kind="help",
                                          recipients=[agent])
