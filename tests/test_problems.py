@@ -183,7 +183,7 @@ def test_a_broadcast_reaches_each_customer_once_in_their_language_and_thread_alo
     expected = {"es": "La huelga termina el lunes.", "fr": "La grève se termine lundi.",
                 "en": "The strike ends on Monday."}
     for language, number in linked.items():
-        name, address, _, _ = CUSTOMERS[language]
+        _, address, _, _ = CUSTOMERS[language]
         [row] = [r for r in to_customers if r.recipients == address]
         message = _parsed(row)
         assert row.ticket_id == number and row.mail_from == "incidencias@example.com"
