@@ -239,7 +239,7 @@ def test_close_gives_each_open_ticket_its_own_code_and_skips_one_closed_before(
     french = next(r for r in closing if r.recipients == "claire@example.fr")
     assert "15" in _text(french) and _parsed(french)["Content-Language"] == "fr"
     with shop.parts.sessions() as session:
-        assert session.scalars(select(Problem.status)).one() == "closed"
+        assert session.scalars(select(Problem.state)).one() == "closed"
 
 
 def test_a_forged_or_foreign_token_broadcasts_nothing(shop: Shop, linked: dict[str, int]) -> None:

@@ -171,7 +171,7 @@ def cmd_broadcast(settings: Settings, args: argparse.Namespace) -> int:
             parts = boxes[problem.mailbox]
             if agent not in [a.lower() for a in parts.mailer.config.agents.addresses]:
                 raise _Refused(f"--agent: {args.agent} is not one of the mailbox's agents")
-            if problem.status != "open":
+            if problem.state != "open":
                 raise _Refused(f"problem {problem.name} is closed")
             done = _service(boxes, problem.mailbox).reply(
                 session, problem, text, agent=agent,
@@ -198,7 +198,7 @@ def cmd_close(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with _sessions(boxes).begin() as session:
             problem = _problem(session, args.name, args.mailbox)
-            if problem.status != "open":
+            if problem.state != "open":
                 raise _Refused(f"problem {problem.name} is already closed")
             closed, _ = _service(boxes, problem.mailbox).close(
                 session, problem, agent=None, percent=args.discount,

@@ -296,14 +296,15 @@ class Problem(Base):
     mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX)
     name: Mapped[str] = mapped_column(String(63))
     title: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default=ProblemStatus.OPEN)
+    # "state" and "resolved_at", not status/closed_at: those names belong to tickets/state.py.
+    state: Mapped[str] = mapped_column(String(16), default=ProblemStatus.OPEN)
     status_line: Mapped[str | None] = mapped_column(Text, default=None)
     keywords: Mapped[str] = mapped_column(Text, default="")
     # The References root every mail of the problem's agent thread names, so clients group them.
     thread_id: Mapped[str] = mapped_column(String(998))
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
 
     tickets: Mapped[list[Ticket]] = relationship(back_populates="problem", order_by="Ticket.id")
 

@@ -15,13 +15,13 @@ def problem_object(problem: Problem, ticket_count: int, open_count: int) -> dict
     return {
         "name": problem.name,
         "title": problem.title,
-        "status": problem.status,
+        "status": problem.state,
         "status_line": problem.status_line,
         "keywords": [w for w in problem.keywords.split(",") if w],
         "mailbox": problem.mailbox,
         "created_at": iso(problem.created_at),
         "created_by": problem.created_by or None,
-        "closed_at": iso(problem.closed_at),
+        "closed_at": iso(problem.resolved_at),
         "ticket_count": ticket_count,
         "open_ticket_count": open_count,
     }

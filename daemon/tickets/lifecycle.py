@@ -29,6 +29,7 @@ from daemon.storage.models import (
     Ticket,
     TicketStatus,
 )
+from daemon.tickets import state
 from daemon.tickets.business_hours import in_window
 from daemon.tickets.discounts import DiscountProvider, pool_remaining
 
@@ -68,7 +69,7 @@ def update_due(ticket: Ticket, now: datetime, every: timedelta) -> bool:
 def status_line(ticket: Ticket) -> str | None:
     """The line an update shows: the ticket's own, else its open problem's (issue 16)."""
     problem = ticket.problem
-    if ticket.status_line or problem is None or problem.status != ProblemStatus.OPEN:
+    if ticket.status_line or problem is None or problem.state != ProblemStatus.OPEN:
         return ticket.status_line
     return problem.status_line
 
@@ -331,8 +332,7 @@ class Lifecycle:
         self.mailer.to_customer(
             session, ticket, "closing", {"personal_line": personal_line, "discount": discount},
             kind="closing", thread=self.mailer.customer_thread(session, ticket), automatic=None)
-        ticket.status = TicketStatus.CLOSED
-        ticket.closed_at = now
+        state.apply(ticket, state.Event.CLOSED, now)
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code

@@ -117,7 +117,7 @@ class Problems:
         if problem is None:
             domain = self.config.shop.address.rpartition("@")[2]
             problem = Problem(mailbox=self.config.mailbox, name=name, title=title or name,
-                              keywords=",".join(keywords or ()), status=ProblemStatus.OPEN,
+                              keywords=",".join(keywords or ()), state=ProblemStatus.OPEN,
                               thread_id=new_message_id(domain, 0, f"problem-{name}"),
                               created_by=agent or "", created_at=now)
             session.add(problem)
@@ -127,9 +127,9 @@ class Problems:
                 problem.title = title
             if keywords:
                 problem.keywords = ",".join(keywords)
-        reopened = problem.status == ProblemStatus.CLOSED
+        reopened = problem.state == ProblemStatus.CLOSED
         if reopened:
-            problem.status, problem.closed_at = ProblemStatus.OPEN, None
+            problem.state, problem.resolved_at = ProblemStatus.OPEN, None
         changed = []
         for ticket in tickets:
             if ticket.problem_id == problem.id:
@@ -172,7 +172,7 @@ class Problems:
         notification of a new ticket, with the command that would link it."""
         found = []
         for problem in session.scalars(select(Problem).where(
-                Problem.mailbox == self.config.mailbox, Problem.status == ProblemStatus.OPEN,
+                Problem.mailbox == self.config.mailbox, Problem.state == ProblemStatus.OPEN,
                 Problem.keywords != "").order_by(Problem.id)):
             matched = matching_keywords(stored_keywords(problem.keywords), text)
             if matched:
@@ -285,7 +285,7 @@ class Problems:
             code = self.lifecycle.close(session, ticket, percent=percent, no_discount=no_discount,
                                         personal_line=personal_line(ticket))
             closed.append((ticket.id, code))
-        problem.status, problem.closed_at = ProblemStatus.CLOSED, self.clock()
+        problem.state, problem.resolved_at = ProblemStatus.CLOSED, self.clock()
         log.info("problem %s closed with %d ticket(s)", problem.name, len(closed))
         by_number = dict(closed)
         told = self.tell(session, problem, _Told("closed", agent, changed=[
@@ -325,7 +325,7 @@ class Problems:
 
 def problem_summary(problem: Problem) -> Mapping[str, Any]:
     """The problem as the agents' template sees it."""
-    return {"name": problem.name, "title": problem.title, "status": problem.status,
+    return {"name": problem.name, "title": problem.title, "status": problem.state,
             "status_line": problem.status_line, "keywords": stored_keywords(problem.keywords),
             "tickets": [_ticket_item(t) for t in problem.tickets]}
 
