@@ -253,21 +253,25 @@ class Problems:
         now = self.clock()
         sent: list[Sent] = []
         skipped: list[Skipped] = []
-        for ticket in tickets:
-            suppressed = self.mailer.suppressed(session, ticket.customer_email)
-            if suppressed is not None:
-                skipped.append(Skipped(ticket.id, ticket.customer_email,
-                                       f"hard-bounced, suppressed until {suppressed.until:%Y-%m-%d}"))
-                continue
-            version = versions.for_language(ticket.language)
-            self.mailer.to_customer(
-                session, ticket, "agent_reply", {"agent_name": agent_name, "text": version.text},
-                kind="broadcast", thread=self.mailer.customer_thread(session, ticket),
-                automatic=None, attachments=attachments, author=(agent_name, agent))
-            ticket.last_agent_reply_at = now
-            ticket.first_agent_reply_at = ticket.first_agent_reply_at or now
-            sent.append(Sent(ticket.id, ticket.customer_email, ticket.language, version.language,
-                             version.fallback))
+        suppressed = self.mailer.suppressed(session, [t.customer_email for t in tickets])
+        # Each ticket's thread query would otherwise flush every mail queued before it first.
+        with session.no_autoflush:
+            for ticket in tickets:
+                bounced = suppressed.get(ticket.customer_email)
+                if bounced is not None:
+                    skipped.append(Skipped(ticket.id, ticket.customer_email, "hard-bounced, "
+                                           f"suppressed until {bounced.until:%Y-%m-%d}"))
+                    continue
+                version = versions.for_language(ticket.language)
+                self.mailer.to_customer(
+                    session, ticket, "agent_reply",
+                    {"agent_name": agent_name, "text": version.text}, kind="broadcast",
+                    thread=self.mailer.customer_thread(session, ticket), automatic=None,
+                    attachments=attachments, author=(agent_name, agent))
+                ticket.last_agent_reply_at = now
+                ticket.first_agent_reply_at = ticket.first_agent_reply_at or now
+                sent.append(Sent(ticket.id, ticket.customer_email, ticket.language,
+                                 version.language, version.fallback))
         return sent, skipped
 
     def close(self, session: Session, problem: Problem, *, agent: str | None,
