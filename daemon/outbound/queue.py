@@ -30,7 +30,6 @@ from daemon.storage.models import (
     SuppressedAddress,
     Ticket,
 )
-from daemon.tickets.agents.commands import command_help
 
 log = logging.getLogger("daemon.mailer")
 
@@ -39,11 +38,14 @@ _THREAD_DEPTH = 20
 
 class Mailer:
     def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
-                 agent_secret: bytes) -> None:
+                 agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
         self.config = config
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
+        # The agent commands' syntax, one line each, shown in agents' mail; the tickets layer
+        # owns the commands, so it is handed in rather than imported from above.
+        self.agent_help = list(agent_help)
         # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
         self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
@@ -125,7 +127,7 @@ class Mailer:
         if not copies:
             return 0
         now = self.clock()
-        context = {"shop": self.shop_context(), "commands": command_help(),
+        context = {"shop": self.shop_context(), "commands": self.agent_help,
                    "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
                    **variables}
         rendered = self.renderer.render(template, self.config.agents.language, context,
