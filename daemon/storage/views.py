@@ -100,6 +100,8 @@ def ticket_detail(ticket: dict[str, Any]) -> str:
     ]
     if ticket["discount_code"]:
         lines.append(f"discount code: {ticket['discount_code']}")
+    if ticket.get("problem"):
+        lines.append(f"problem: {ticket['problem']}")
     for m in ticket["messages"]:
         lines += ["", f"--- {m['direction']} {m['kind']} from {m['from']} at {m['created_at']}",
                   m["text"].strip()]
