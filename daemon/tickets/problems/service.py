@@ -114,6 +114,7 @@ class Problems:
         problem = self.find(session, name)
         queued = 0
         created = problem is None
+        retold = False
         if problem is None:
             domain = self.config.shop.address.rpartition("@")[2]
             problem = Problem(mailbox=self.config.mailbox, name=name, title=title or name,
@@ -125,8 +126,8 @@ class Problems:
         else:
             if title and problem.title == problem.name:
                 problem.title = title
-            if keywords:
-                problem.keywords = ",".join(keywords)
+            if keywords and ",".join(keywords) != problem.keywords:
+                problem.keywords, retold = ",".join(keywords), True
         reopened = problem.state == ProblemStatus.CLOSED
         if reopened:
             problem.state, problem.resolved_at = ProblemStatus.OPEN, None
@@ -147,6 +148,9 @@ class Problems:
             queued += self.tell(session, problem, _Told(
                 "created" if created else ("reopened" if reopened and not changed else "linked"),
                 agent, changed=[_ticket_item(t) for t in changed]))
+        elif retold:
+            self._event(session, problem, "keywords", agent, problem.keywords)
+            queued += self.tell(session, problem, _Told("keywords", agent))
         return queued
 
     def unlink(self, session: Session, ticket: Ticket, agent: str | None) -> int:
