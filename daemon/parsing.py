@@ -51,7 +51,8 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
     """
     mail = mailparser.parse_from_bytes(bounded_fields(raw))
     message: Message = mail.message
-    sender = _sender(next(iter(_addresses(_raw_values(message, "From"))), None)
+    charset = charset_hint(message)
+    sender = _sender(next(iter(_addresses(_raw_values(message, "From"), charset)), None)
                      or _first_address(mail.from_)
                      or _first_header_address(message, "Sender", "Return-Path"), require_sender)
     text = (mail.text_plain and "\n".join(mail.text_plain)) or ""
@@ -64,13 +65,14 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
             message_id=message_id,
             sender=sender,
             **_correspondents(message),
-            subject=clean_header_text(decode_header_text(next(iter(_raw_values(message, "Subject")), ""))),
+            subject=clean_header_text(decode_header_text(next(iter(_raw_values(message, "Subject")), ""),
+                                                         charset)),
             date=_utc(mail.date),
             # NUL never means anything in mail text (a UTF-16 part labelled UTF-8 is full of them),
             # and PostgreSQL cannot store it in a text column.
             text=text.replace("\r\n", "\n").replace("\x00", ""),
             html=html,
-            attachments=tuple(_attachments(mail.attachments, _filenames(message))),
+            attachments=tuple(_attachments(mail.attachments, _filenames(message, charset))),
             content_type=message.get_content_type(),
         ),
         message,
@@ -88,13 +90,14 @@ class _Correspondents(TypedDict):
 
 def _correspondents(message: Message) -> _Correspondents:
     """The threading and address headers, read the same way from a full parse or headers only."""
+    charset = charset_hint(message)
     return _Correspondents(
         in_reply_to=message_ids(_header(message, "In-Reply-To")),
         references=message_ids(_header(message, "References")),
-        reply_to=tuple(_addresses(_raw_values(message, "Reply-To"))),
-        to=tuple(_addresses(_raw_values(message, "To"))),
-        cc=tuple(_addresses(_raw_values(message, "Cc"))),
-        headers=tuple((str(k), decode_header_text(v)) for k, v in message.raw_items()),
+        reply_to=tuple(_addresses(_raw_values(message, "Reply-To"), charset)),
+        to=tuple(_addresses(_raw_values(message, "To"), charset)),
+        cc=tuple(_addresses(_raw_values(message, "Cc"), charset)),
+        headers=tuple((str(k), decode_header_text(v, charset)) for k, v in message.raw_items()),
     )
 
 
@@ -109,7 +112,7 @@ def parse_headers(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMes
             message_id=normalise_message_id(_header(message, "Message-ID")) or synthetic_message_id(raw),
             sender=sender,
             **_correspondents(message),
-            subject=clean_header_text(_header(message, "Subject")),
+            subject=clean_header_text(_header(message, "Subject", charset_hint(message))),
             date=_utc(_date(_header(message, "Date"))),
             text="",
             html="",
@@ -180,17 +183,23 @@ def _raw_values(message: Message, name: str) -> list[str]:
     return [str(v) for k, v in message.raw_items() if k.lower() == wanted]
 
 
-def _header(message: Message, name: str) -> str:
-    return " ".join(decode_header_text(v) for v in _raw_values(message, name))
+def _header(message: Message, name: str, charset: str | None = None) -> str:
+    return " ".join(decode_header_text(v, charset) for v in _raw_values(message, name))
 
 
-def _addresses(values: Sequence[str]) -> list[Address]:
+def charset_hint(message: Message) -> str | None:
+    """The first charset the message declares for its text: what raw 8-bit headers are likely in."""
+    return next((c for c in message.get_charsets() if c), None)
+
+
+def _addresses(values: Sequence[str], charset: str | None) -> list[Address]:
     """Split first, decode names after: an encoded word must not smuggle in another address."""
     found = []
     for name, email in getaddresses([_unfolded(v) for v in values]):
         email = clean_header_text(email).lower()
         if "@" in email:
-            found.append(Address(clean_header_text(decode_header_text(name))[:200], email[:320]))
+            found.append(Address(clean_header_text(decode_header_text(name, charset))[:200],
+                                 email[:320]))
     return found
 
 
@@ -198,14 +207,14 @@ def _unfolded(value: str) -> str:
     return value.replace("\r", "").replace("\n", "")
 
 
-def _filenames(message: Message) -> dict[str, str]:
+def _filenames(message: Message, charset: str | None) -> dict[str, str]:
     """Attachment names as mail-parser decoded them → as they were written (RFC 2231 parameters
     already joined by get_filename), so mail-parser's attachments can keep its part selection."""
     names: dict[str, str] = {}
     for part in message.walk():
         raw = mime_header_view(part)[0].get_filename()
         if raw:
-            names.setdefault(decode_header_part(raw), decode_header_text(raw).strip())
+            names.setdefault(decode_header_part(raw), decode_header_text(raw, charset).strip())
     return names
 
 
