@@ -13,10 +13,10 @@ from pathlib import Path
 
 import mailparser
 import pytest
-from corpusdata import LOCAL, SHARED, _read_index
-from figures import record
+from helpers.corpusdata import LOCAL, SHARED, _read_index
+from helpers.figures import record
 
-from daemon.parsing import ParseError, bounded_fields, clean_header_text, parse
+from daemon.mail.parsing import ParseError, bounded_fields, clean_header_text, parse
 
 FIELDS = ("To", "Cc", "Reply-To")
 _RANDOM_NAME = re.compile(r"[a-z]{10}\.(txt|rtf)")
