@@ -14,6 +14,9 @@ between two adjacent encoded words, which RFC 2047 §6.2 tells every reader to d
   within 78 characters, except a single address or plain word longer than a line (never over
   998: the text is bounded by clean_header_text).
 A display name is atoms, one quoted string, or atoms and encoded words; never a second address.
+Readers split an address list before they decode (and so unfold) a name, so an address line may
+fold anywhere; a name starts a new line rather than be split when that keeps it whole: CPython's
+phrase parser reads the break between two encoded words as a space.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ PLAIN, ENCODED, FIXED, TOGETHER = "plain", "encoded", "fixed", "together"
 @dataclass(frozen=True)
 class _Segment:
     """A plain word, a run of words to encode together, a token that is never encoded, or
-    (TOGETHER) the width of the next tokens, which start a new line rather than be split."""
+    (TOGETHER) the mark of tokens up to the next fixed one that start a new line rather than
+    be split over two."""
 
     kind: str
     text: str
@@ -69,12 +73,11 @@ def address_line(field: str, mailboxes: Sequence[tuple[str, str]]) -> str:
         else:
             # CPython's phrase parser reads the break between two encoded words as a space: a
             # name is kept on one line when it can be.
-            parts = _segments(words, lambda w: _ATOM.fullmatch(w) is not None)
-            width = sum(len(p.text.encode()) * 3 + _OVERHEAD + 1 if p.kind == ENCODED
-                        else len(p.text) + 1 for p in parts) + len(addr) + 3
-            segments += [_Segment(TOGETHER, str(width)), *parts]
+            segments += [_Segment(TOGETHER, ""),
+                         *_segments(words, lambda w: _ATOM.fullmatch(w) is not None)]
         segments.append(_Segment(FIXED, f"<{addr}>{comma}"))
-    return _Lines(field, _Q_PHRASE, prefer_q=False).lay_out(segments)
+    # Readers split the addresses before decoding a name (which unfolds it): any fold is safe.
+    return _Lines(field, _Q_PHRASE, prefer_q=False, free_folds=True).lay_out(segments)
 
 
 def _segments(words: Sequence[str], plain: Callable[[str], bool]) -> list[_Segment]:
@@ -97,47 +100,68 @@ def _segments(words: Sequence[str], plain: Callable[[str], bool]) -> list[_Segme
 class _Lines:
     """Folded header lines being built: tokens are separated by one space or CRLF + space."""
 
-    def __init__(self, field: str, literal: frozenset[int], *, prefer_q: bool) -> None:
+    def __init__(self, field: str, literal: frozenset[int], *, prefer_q: bool,
+                 free_folds: bool = False) -> None:
         self._done: list[str] = []
         self._line = f"{field}:"
         self._last = ""  # kind of the last token written, "" before the first
         self._literal = literal
         self._prefer_q = prefer_q
+        self._free_folds = free_folds
 
     def lay_out(self, segments: Sequence[_Segment]) -> str:
         carry = ""  # plain words that could not stay plain, encoded with the next run
         for n, segment in enumerate(segments):
-            following = segments[n + 1].kind if n + 1 < len(segments) else ""
+            following = segments[n + 1] if n + 1 < len(segments) else None
             if segment.kind == ENCODED:
                 self._encoded(carry + segment.text)
                 carry = ""
             elif segment.kind == FIXED:
                 self._fixed(segment.text)
             elif segment.kind == TOGETHER:
-                if self._last and self._width() + int(segment.text) > _MAX_LINE:
+                width = self._together(segments[n + 1:])
+                if self._last and self._width() + width > _MAX_LINE >= 1 + width:
                     self._newline()
-            elif not self._plain(segment.text, following == ENCODED):
-                if following == ENCODED:
+            elif following is not None and following.kind == ENCODED:
+                # Room for the next run's first encoded word, whole when it fits in one.
+                first = min(_MAX_WORD, _OVERHEAD + len(self._encode(following.text)[1]))
+                if not self._plain(segment.text, first):
                     carry += segment.text + " "
-                else:
-                    self._encoded(segment.text)
+            elif not self._plain(segment.text, 0):
+                self._encoded(segment.text)
         return "\r\n ".join([*self._done, self._line]) + "\r\n"
+
+    def _together(self, segments: Sequence[_Segment]) -> int:
+        """The width of the tokens up to and including the next fixed one, each one word."""
+        width = 0
+        for segment in segments:
+            text = segment.text
+            width += 1 + (_OVERHEAD + len(self._encode(text)[1]) if segment.kind == ENCODED else len(text))
+            if segment.kind == FIXED:
+                break
+        return width
 
     def _fixed(self, token: str) -> None:
         if self._last and self._width() + 1 + len(token) > _MAX_LINE:
             self._newline()
         self._append(token, FIXED)
 
-    def _plain(self, word: str, before_encoded: bool) -> bool:
-        """Place a plain word where no fold separates it from a neighbouring encoded word;
-        False when it cannot be (the caller encodes it)."""
-        need = len(word) + (1 + _MIN_ROOM if before_encoded else 0)
-        if self._width() + 1 + need <= _MAX_LINE:
-            self._append(word, PLAIN)
-            return True
-        if self._last == ENCODED or (before_encoded and (not self._last or 1 + need > _MAX_LINE)):
+    def _plain(self, word: str, then: int) -> bool:
+        """Place a plain word where no fold separates it from a neighbouring encoded word (`then`
+        the width the encoded word after it needs); False when it cannot be (it gets encoded).
+        A fresh line that fits the next encoded word whole beats a partial one on this line."""
+        foldable = self._last in (PLAIN, FIXED) or (self._free_folds and self._last == ENCODED)
+        for need in (len(word) + (1 + then if then else 0), len(word) + (1 + _MIN_ROOM if then else 0)):
+            if self._width() + 1 + need <= _MAX_LINE:
+                self._append(word, PLAIN)
+                return True
+            if foldable and 2 + need <= _MAX_LINE:
+                self._newline()
+                self._append(word, PLAIN)
+                return True
+        if self._last == ENCODED or (then and not self._last):
             return False
-        if self._last:
+        if foldable:
             self._newline()
         self._append(word, PLAIN)
         return True
@@ -146,16 +170,26 @@ class _Lines:
         """Encoded words for `text`, split where the line needs it; their spaces are inside."""
         if self._last == ENCODED:
             text = " " + text
-        data = text.encode()
-        q, b = len(self._q(data)), len(_b(data))
-        scheme = "b" if (b * 3 < q * 2 if self._prefer_q else b < q) else "q"
+        scheme, encoded = self._encode(text)
+        whole = min(_MAX_WORD, _OVERHEAD + len(encoded))
+        if self._free_folds and self._last and self._width() + 1 + whole > _MAX_LINE:
+            self._newline()
         while text:
             room = min(_MAX_WORD, _MAX_LINE - self._width() - 1)
-            if room < _MIN_ROOM and self._last in (ENCODED, FIXED):
+            if room < _MIN_ROOM and (self._last in (ENCODED, FIXED) or self._free_folds):
                 self._newline()
                 room = min(_MAX_WORD, _MAX_LINE - self._width() - 1)
             word, text = self._take(text, scheme, max(room, _MIN_ROOM))
             self._append(word, ENCODED)
+
+    def _encode(self, text: str) -> tuple[str, str]:
+        """The scheme for `text` and `text` in it: Q, readable, unless B is much shorter
+        (names: shorter, to stay one word)."""
+        data = text.encode()
+        q, b = self._q(data), _b(data)
+        if len(b) * 3 < len(q) * 2 if self._prefer_q else len(b) < len(q):
+            return "b", b
+        return "q", q
 
     def _take(self, text: str, scheme: str, width: int) -> tuple[str, str]:
         """The longest prefix of `text` (at least one character) whose encoded word fits."""
