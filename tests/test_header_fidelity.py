@@ -19,7 +19,7 @@ import mailparser
 import pytest
 from helpers.mailservers import Dovecot
 
-from daemon.mail.message import ParsedMessage
+from daemon.mail.message import Attachment, ParsedMessage
 from daemon.mail.parsing import parse
 from daemon.outbound.compose import Copy, Thread, compose
 from daemon.outbound.header_lines import address_line, text_line
@@ -282,3 +282,30 @@ def test_dovecot_catches_the_space_the_stdlib_folder_used_to_lose(imap: Dovecot)
     raw = (b"Subject: =?utf-8?q?La_cafetera_lleg=C3=B3_rota_=E2=80=94_=C2=BFme_envi=C3=A1is?=\r\n"
            b" =?utf-8?q?otra=3F?=\r\nFrom: a@example.com\r\n\r\nHola\r\n")
     assert _dovecot_reads(imap, raw, "Subject")["Subject"] == "La cafetera llegó rota — ¿me enviáisotra?"
+
+
+ATTACHMENT_NAMES = [
+    ("es-short", "factura nº 7781 — Begoña Núñez.pdf"),
+    ("fr-long", "Réclamation « théière fêlée » – photos de l’emballage déchiré et du colis abîmé, "
+                "reçu le 3 décembre.jpg"),
+    ("de", "Bestätigung für Jürgen Groß.pdf"),
+    ("ascii", "plain-ascii-name.txt"),
+]
+
+
+@pytest.mark.parametrize("name", [n for _, n in ATTACHMENT_NAMES], ids=[i for i, _ in ATTACHMENT_NAMES])
+def test_written_attachment_name_decodes_to_what_we_meant(name: str) -> None:
+    [mail] = compose(kind="agent-reply", ticket=1, shop_name="Tienda Ejemplo",
+                     shop_address="incidencias@example.com",
+                     copies=[Copy(to=((BEGONA, "begona@example.es"),))],
+                     rendered=Rendered(subject="Factura", text="Adjunta.", html="<p>Adjunta.</p>"),
+                     language="es", thread=Thread(), automatic=None,
+                     now=datetime(2026, 12, 6, tzinfo=UTC),
+                     attachments=[Attachment(filename=name, content_type="application/pdf",
+                                             content=b"%PDF-1.4")])
+    _assert_short_lines(mail.raw)
+    stdlib = message_from_bytes(mail.raw, policy=policy.default)
+    assert isinstance(stdlib, EmailMessage)
+    assert [part.get_filename() for part in stdlib.iter_attachments()] == [name]
+    assert [a["filename"] for a in mailparser.parse_from_bytes(mail.raw).attachments] == [name]
+    assert [a.filename for a in parse(mail.raw)[0].attachments] == [name]
