@@ -3,7 +3,6 @@ through the real command line against Dovecot and the SMTP sink (and PostgreSQL 
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zipfile

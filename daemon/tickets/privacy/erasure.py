@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from daemon.outbound.erasure import empty_rows
 from daemon.storage.address_keys import installation_key, keyed_hash, pseudonym_for
 from daemon.storage.models import (
     Attachment,
@@ -30,7 +31,6 @@ from daemon.storage.models import (
     Erasure,
     Message,
     OutboxItem,
-    OutboxStatus,
     Participant,
     Promise,
     RawMessage,
@@ -40,7 +40,6 @@ from daemon.tickets.privacy.holdings import Holdings
 
 PLACEHOLDER = "[erased]"
 NAME_PLACEHOLDER = "[name erased]"
-CANCELLED = "cancelled: the recipient's personal data was erased"
 
 
 @dataclass
@@ -201,14 +200,7 @@ def _erase_raw(session: Session, ids: Iterable[int], scrub: Scrubber, counts: Co
 
 
 def _erase_outbox(session: Session, ids: Iterable[int], scrub: Scrubber, counts: Counts) -> None:
-    for item in session.scalars(select(OutboxItem).where(OutboxItem.id.in_(list(ids)),
-                                                         func.length(OutboxItem.raw) > 0)):
-        counts.outbox += 1
-        item.raw = b""
-        item.recipients = "\n".join(scrub.address(r) for r in item.recipients.split("\n"))
-        item.last_error = _maybe(scrub, item.last_error)
-        if item.status == OutboxStatus.PENDING:
-            item.status, item.last_error = OutboxStatus.CANCELLED, CANCELLED
+    counts.outbox += empty_rows(session, ids, lambda text: scrub.address(scrub.text(text)))
 
 
 def _maybe(scrub: Scrubber, value: str | None) -> str | None:
