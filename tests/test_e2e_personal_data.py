@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+import pytest
 from helpers.dbcheck import configured_url
 from helpers.harness import (
     SHOP_ADDRESS,
@@ -164,3 +165,25 @@ def test_retention_erases_closed_tickets_raw_mail_and_old_folder_copies(
     assert ANA_SENTENCE in json.dumps(ticket(config, ana), ensure_ascii=False), "parsed text kept"
     kept = imap.fetch_all(SHOP_USER, "Procesados")
     assert len(kept) == 1 and b"carla@example.com" in kept[0], "older copies deleted, new kept"
+
+
+def test_forget_stopped_between_the_server_and_the_database_is_completed_by_the_next_run(
+        tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemon.cli import main
+    from daemon.tickets.privacy import erasure
+
+    config = _two_customers(tmp_path, imap, smtp_sink)
+    number = int(_by_customer(config)[ANA]["id"])  # type: ignore[call-overload]
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("killed after the IMAP step")
+
+    monkeypatch.setattr(erasure, "forget", crash)
+    assert main(["-c", str(config), "customers", "forget", ANA, "--yes"]) == 1
+    assert all(ANA.encode() not in raw for raw in imap.fetch_all(SHOP_USER, "Procesados"))
+    assert ticket(config, number)["customer"] == ANA, "the database step did not happen"
+    monkeypatch.undo()
+
+    assert main(["-c", str(config), "customers", "forget", ANA, "--yes"]) == 0
+    assert ANA_SENTENCE not in json.dumps(ticket(config, number), ensure_ascii=False)
+    assert len(imap.fetch_all(SHOP_USER, "Procesados")) == 1, "Bruno's copy stays"

@@ -232,3 +232,39 @@ def test_years_are_a_calendar_average_and_retention_is_off_by_default() -> None:
         "closed tickets pseudonymised after 3y"]
     with pytest.raises(ValueError):
         RetentionConfig.model_validate({"raw_mail": "0s"})
+
+
+def test_forget_asks_on_a_terminal_and_refuses_in_a_script(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import customers
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert not customers._confirmed(ALICIA)
+    assert "--yes" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda _prompt: "no")
+    assert not customers._confirmed(ALICIA)
+    monkeypatch.setattr("builtins.input", lambda _prompt: "yes")
+    assert customers._confirmed(ALICIA)
+
+
+def test_migration_keeps_existing_suppressions_only_as_hashes(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = db._alembic_config(engine)
+    command.upgrade(config, "0005")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO suppressed_addresses (email, until, reason, created_at) VALUES "
+            f"('{ALICIA}', '2030-01-01 00:00:00', '550 <{ALICIA}> unknown', '2026-01-01 00:00:00')"))
+    db.upgrade(engine)
+    with Session(engine) as session:
+        from daemon.storage.address_keys import address_hash
+        from daemon.storage.models import SuppressedAddress
+
+        [row] = session.scalars(select(SuppressedAddress)).all()
+        assert row.address_hash == address_hash(session, ALICIA)
+        assert ALICIA not in row.reason
+    engine.dispose()
