@@ -36,6 +36,7 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "status_line": ticket.status_line,
         "wait_until": iso(ticket.wait_until),
         "mailbox": ticket.mailbox,
+        "pseudonymised_at": iso(ticket.pseudonymised_at),
     }
 
 
