@@ -268,3 +268,23 @@ def test_migration_keeps_existing_suppressions_only_as_hashes(tmp_path: Path) ->
         assert row.address_hash == address_hash(session, ALICIA)
         assert ALICIA not in row.reason
     engine.dispose()
+
+
+def test_an_address_that_merely_contains_the_forgotten_one_is_someone_else(
+        shop: Components, clock: Clock) -> None:
+    other = f"m{ALICIA}"
+    theirs = _ingest(shop, customer_email("Pedido", f"Soy {other}.", sender=other, name="Malicia"))
+    naming = _ingest(shop, customer_email("Regalo", f"Es para mi amiga {ALICIA}.",
+                                          sender="pablo@example.com", name="Pablo"))
+    with shop.sessions() as session:
+        before = _ticket_json(session, theirs)
+    _shared_ticket(shop)
+    with shop.sessions.begin() as session:
+        forget(session, find_holdings(session, ALICIA), clock())
+    with shop.sessions() as session:
+        after = session.get_one(Ticket, theirs)
+        assert after.customer_email == other
+        assert session.get_one(RawMessage, after.messages[0].raw_id).raw != b""
+        assert _ticket_json(session, theirs) == before
+        mention = session.get_one(Ticket, naming).messages[0].text
+        assert "Es para mi amiga anon-" in mention and ALICIA not in mention

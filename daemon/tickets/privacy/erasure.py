@@ -74,8 +74,9 @@ class Scrubber:
     def __init__(self, key: str, addresses: Iterable[str], names: Iterable[str]) -> None:
         self.key = key
         self.pseudonyms = {a.lower(): pseudonym_for(key, a) for a in addresses if a}
-        self._addresses = _alternation(self.pseudonyms)
-        self._names = _alternation(n for n in names if len(n) >= 3)
+        self._addresses = _alternation(self.pseudonyms, before=r"(?<![\w.%+\-])",
+                                       after=r"(?![\w\-]|\.\w)")
+        self._names = _alternation((n for n in names if len(n) >= 3), before=r"\b", after=r"\b")
 
     def text(self, value: str) -> str:
         if self._addresses is not None:
@@ -92,11 +93,13 @@ class Scrubber:
         return f"{keyed_hash(self.key, value, 'message-id')[:32]}@forgotten.invalid"
 
 
-def _alternation(words: Iterable[str]) -> re.Pattern[str] | None:
+def _alternation(words: Iterable[str], before: str, after: str) -> re.Pattern[str] | None:
+    """Any of `words` as a whole word (`ana@x.net` is not inside `mariana@x.net`), any case."""
     ordered = sorted(set(words), key=len, reverse=True)
     if not ordered:
         return None
-    return re.compile("|".join(re.escape(w) for w in ordered), re.IGNORECASE)
+    return re.compile(before + "(?:" + "|".join(re.escape(w) for w in ordered) + ")" + after,
+                      re.IGNORECASE)
 
 
 def forget(session: Session, found: Holdings, now: datetime, imap_copies: int = 0) -> Counts:
@@ -125,6 +128,12 @@ def forget(session: Session, found: Holdings, now: datetime, imap_copies: int = 
     for message in session.scalars(select(Message).where(Message.id.in_(own),
                                                          Message.ticket_id.not_in(found.tickets))):
         _blank(session, message, scrub, counts, own=True)
+    # Mentions in other people's tickets (someone quoting or naming the address): replaced.
+    for message in session.scalars(select(Message).where(Message.id.in_(found.naming_messages),
+                                                         Message.ticket_id.not_in(found.tickets))):
+        _swap(message, scrub)
+        ticket = session.get_one(Ticket, message.ticket_id)
+        ticket.subject = scrub.text(ticket.subject)
     _erase_raw(session, found.own_raw, scrub, counts, now, own=True)
     _erase_raw(session, found.naming_raw, scrub, counts, now, own=False)
     _erase_outbox(session, found.outbox, scrub, counts)
