@@ -12,12 +12,15 @@ The stdlib's decoder is quadratic in the number of encoded words: callers bound 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from email import policy
 from email.errors import HeaderParseError
 
 _LINE_BREAK = re.compile(r"\r?\n|\r")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([qQbB])\?([^?\s]*)\?=")
 
 
 def decode_header_text(raw: object, charset: str | None = None) -> str:
@@ -32,7 +35,25 @@ def decode_header_text(raw: object, charset: str | None = None) -> str:
         decoded = str(policy.default.header_factory("subject", text))
     except (HeaderParseError, LookupError, UnicodeError, ValueError, IndexError, TypeError):
         return text
-    return _SURROGATE.sub("\ufffd", decoded)
+    return _SURROGATE.sub("\ufffd", _ENCODED_WORD.sub(lambda m: _mended(m, text), decoded))
+
+
+def _mended(word: re.Match[str], raw: str) -> str:
+    """An encoded word the stdlib left as it was because its bytes are not valid in its charset
+    (ISO-2022-JP with vendor characters, say): decoded with replacement characters instead.
+    Only words written as such in the header: one that decoding produced is text, not a word."""
+    charset, scheme, payload = word.groups()
+    if word.group(0) not in raw:
+        return word.group(0)
+    try:
+        data = (binascii.a2b_qp(payload.encode("ascii"), header=True) if scheme in "qQ"
+                else base64.b64decode(payload + "=" * (-len(payload) % 4)))
+        data.decode(charset)
+    except UnicodeDecodeError:
+        return data.decode(charset, "replace")
+    except (LookupError, ValueError, binascii.Error, UnicodeEncodeError):
+        pass
+    return word.group(0)
 
 
 def _repair_8bit(text: str, charset: str | None) -> str:
