@@ -140,6 +140,7 @@ READING = [
     ("iso-2022-jp-vendor-character",
      "Subject: =?iso-2022-jp?B?GyRCLSEbKEIgGyRCNF0/dDt6JUYlOSVIGyhC?=", "subject",
      "\ufffd 丸数字テスト"),
+    ("shift-jis-labelled-iso-2022-jp", "Subject: =?ISO-2022-JP?B?g2OBW4OL?=", "subject", "ツール"),
     # Webmails that write raw 8-bit headers.
     ("raw-utf8-subject", "Subject: Pedido roto — ¿me enviáis otra?", "subject",
      "Pedido roto — ¿me enviáis otra?"),
