@@ -19,6 +19,7 @@ from daemon.config import Config, Secrets, Settings
 from daemon.mail.authenticity import notification_id
 from daemon.runtime.service import Components, assemble
 from daemon.storage import db
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import OutboxItem, Problem, SuppressedAddress, Ticket
 from daemon.storage.views import show_ticket
 
@@ -262,7 +263,8 @@ def test_the_same_reply_delivered_twice_broadcasts_once(shop: Shop, linked: dict
 def test_a_hard_bounced_customer_is_skipped_and_the_agents_told(
         shop: Shop, linked: dict[str, int]) -> None:
     with shop.parts.sessions.begin() as session:
-        session.add(SuppressedAddress(email="claire@example.fr", reason="550 no such user",
+        session.add(SuppressedAddress(address_hash=address_hash(session, "claire@example.fr"),
+                                      reason="550 no such user",
                                       until=MONDAY_10 + timedelta(days=7)))
     shop.reply_to(shop.problem_mail()["Message-ID"], "La huelga sigue.")
     mail = shop.new_mail()

@@ -22,6 +22,7 @@ from daemon.mail.message import Attachment
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Renderer
+from daemon.storage.address_keys import address_hash, installation_key, keyed_hash
 from daemon.storage.models import (
     Direction,
     Message,
@@ -169,12 +170,15 @@ class Mailer:
                    ) -> dict[str, SuppressedAddress]:
         """Which of these addresses hard-bounced and are still suppressed, read in a few queries."""
         now = self.clock()
+        key = installation_key(session)
+        by_hash = {keyed_hash(key, address): address for address in addresses}
+        hashes = list(by_hash)
         found: dict[str, SuppressedAddress] = {}
-        unique = list(dict.fromkeys(addresses))
-        for start in range(0, len(unique), 500):
-            found.update((row.email, row) for row in session.scalars(select(SuppressedAddress).where(
-                SuppressedAddress.email.in_(unique[start:start + 500]),
-                SuppressedAddress.until > now)))
+        for start in range(0, len(hashes), 500):
+            found.update((by_hash[row.address_hash], row) for row in session.scalars(
+                select(SuppressedAddress).where(
+                    SuppressedAddress.address_hash.in_(hashes[start:start + 500]),
+                    SuppressedAddress.until > now)))
         return found
 
     def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
@@ -222,7 +226,7 @@ class Mailer:
     def _why_withheld(self, session: Session, ticket: Ticket, now: datetime
                       ) -> tuple[str | None, str]:
         address = ticket.customer_email
-        suppressed = session.get(SuppressedAddress, address)
+        suppressed = session.get(SuppressedAddress, address_hash(session, address))
         if suppressed is not None and suppressed.until > now:
             return "suppressed", (f"the address hard-bounced, no automatic mail until "
                                   f"{suppressed.until:%Y-%m-%d %H:%M} UTC ({suppressed.reason[:200]})")

@@ -206,7 +206,8 @@ class Problems:
             errors.append(CommandError("(text)", "the text names a customer of this problem "
                                        f"({', '.join(named)}); every customer would read it"))
         if errors:
-            self._event(session, problem, "rejected", agent, parsed.body, message_id, raw_id)
+            # The refused text is not kept here (it may name a customer); the raw mail is.
+            self._event(session, problem, "rejected", agent, "", message_id, raw_id)
             log.info("problem %s: agent reply with %d error(s) rejected", problem.name, len(errors))
             queued = self.tell(session, problem, _Told("rejected", agent, errors=errors),
                                recipients=[agent])
