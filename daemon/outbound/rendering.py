@@ -174,7 +174,10 @@ class Renderer:
         if language not in book.languages(name):
             raise TemplateError(TemplateProblem(path, None, f"no answer {name!r} in {language!r}"))
         try:
-            text = self._env.get_template(path).render(dict(context))
+            template = self._env.get_template(path)
+            # the render function itself, as for blocks: Template.render() would rewrite the
+            # traceback and lose the template line of an error raised in a filter
+            text = "".join(template.root_render_func(template.new_context(dict(context))))
         except Exception as exc:  # shop-written, like any template
             raise TemplateError(_problem_from(exc, book.filename(name, language))) from exc
         if not text.strip():
