@@ -130,8 +130,7 @@ class Shop:
             rows = [r for r in session.scalars(select(OutboxItem).order_by(OutboxItem.id))
                     if r.id not in self.seen]
         self.seen.update(r.id for r in rows)
-        return [(r.kind, r.recipients, message_from_bytes(r.raw, policy=policy.default))  # type: ignore[misc]
-                for r in rows]
+        return [(r.kind, r.recipients, _parsed(r.raw)) for r in rows]
 
     def agent_reply(self, number: int, body: str, agent: str = "ana@example.com") -> None:
         token = notification_id(SECRET.encode(), number, agent, "example.com")
@@ -146,6 +145,12 @@ class Shop:
     def ticket(self, number: int) -> Ticket:
         with self.parts.sessions() as session:
             return session.get_one(Ticket, number)
+
+
+def _parsed(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def _shop(tmp_path: Path, templates: Path | None = None) -> Shop:
@@ -193,7 +198,7 @@ def test_an_answer_alone_goes_to_the_customer_greeted_signed_and_recorded(shop: 
     number = _ticket(shop)
     shop.agent_reply(number, "#respuesta delay")
     mail = shop.new_mail()
-    [(kind, to, reply)] = [m for m in mail if m[1] == "maria@example.net"]
+    [(kind, _, reply)] = [m for m in mail if m[1] == "maria@example.net"]
     assert kind == "agent-reply" and reply["Content-Language"] == "es"
     text = _text(reply)
     assert text.startswith("Hola, María García:\n\nTu pedido va con retraso")
@@ -279,7 +284,7 @@ def test_the_answers_command_mails_the_list_to_the_agent_only(shop: Shop) -> Non
 
 def test_a_customer_writing_hash_answer_gets_no_answer_run(shop: Shop) -> None:
     number = _ticket(shop)
-    shop.receive(customer_email("Re: [#%d] Pedido" % number, "#answer refund-pending\n\n¿Y bien?"))
+    shop.receive(customer_email(f"Re: [#{number}] Pedido", "#answer refund-pending\n\n¿Y bien?"))
     kinds = [k for k, _, _ in shop.new_mail()]
     assert "agent-reply" not in kinds
     with shop.parts.sessions() as session:
