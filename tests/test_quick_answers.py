@@ -289,3 +289,10 @@ def test_a_customer_writing_hash_answer_gets_no_answer_run(shop: Shop) -> None:
     assert "agent-reply" not in kinds
     with shop.parts.sessions() as session:
         assert session.scalars(select(Message.answers).where(Message.answers != "")).all() == []
+
+
+def test_an_answer_in_a_language_without_a_reply_template_is_refused(tmp_path: Path) -> None:
+    shop = _shop(tmp_path, _override(tmp_path, {"nl/answers/delay.j2": "Uw pakket is onderweg.\n"}))
+    number = _ticket(shop)
+    shop.agent_reply(number, "#answer delay nl")
+    assert "no reply template in nl" in _error(shop)

@@ -136,6 +136,11 @@ class AgentReplies:
             return _Answers(), [CommandError(line, "the answers of one reply go in one language; "
                                                    "give the same language to every #answer")]
         [language] = languages
+        if language not in self.mailer.renderer.languages("agent_reply"):
+            return _Answers(), [CommandError(wanted[0].line, (
+                f"there is no reply template in {language}, so an answer in {language} would come "
+                f"in a mail in another language; choose one of: "
+                f"{', '.join(self.mailer.renderer.languages('agent_reply'))}"))]
         book = self.mailer.renderer.answers()
         context = answer_context(session, ticket, shop=self.mailer.shop_context(),
                                  timezone=self.config.shop.timezone, agent_name=agent_name,
