@@ -22,6 +22,7 @@ from daemon.mail.message import Attachment
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Renderer
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
 
 log = logging.getLogger("daemon.mailer")
@@ -180,7 +181,7 @@ class Mailer:
     def _why_withheld(self, session: Session, ticket: Ticket, now: datetime
                       ) -> tuple[str | None, str]:
         address = ticket.customer_email
-        suppressed = session.get(SuppressedAddress, address)
+        suppressed = session.get(SuppressedAddress, address_hash(session, address))
         if suppressed is not None and suppressed.until > now:
             return "suppressed", (f"the address hard-bounced, no automatic mail until "
                                   f"{suppressed.until:%Y-%m-%d %H:%M} UTC ({suppressed.reason[:200]})")

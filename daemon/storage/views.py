@@ -38,6 +38,7 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "mailbox": ticket.mailbox,
         "unreachable_at": iso(ticket.unreachable_at),
         "unreachable_reason": ticket.unreachable_reason,
+        "pseudonymised_at": iso(ticket.pseudonymised_at),
     }
 
 
