@@ -250,9 +250,12 @@ def test_forget_asks_on_a_terminal_and_refuses_in_a_script(monkeypatch: pytest.M
 
 def test_migration_keeps_existing_suppressions_only_as_hashes(tmp_path: Path) -> None:
     from alembic import command
+    from helpers.pgserver import selected, shared_server, unique_name
     from sqlalchemy import text
 
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    url = shared_server().create_database(unique_name()) if selected() else \
+        f"sqlite:///{tmp_path / 'old.db'}"
+    engine = db.make_engine(url)
     config = db._alembic_config(engine)
     command.upgrade(config, "0005")
     with engine.begin() as connection:
@@ -267,6 +270,8 @@ def test_migration_keeps_existing_suppressions_only_as_hashes(tmp_path: Path) ->
         [row] = session.scalars(select(SuppressedAddress)).all()
         assert row.address_hash == address_hash(session, ALICIA)
         assert ALICIA not in row.reason
+    command.downgrade(config, "0005")
+    db.upgrade(engine)
     engine.dispose()
 
 
