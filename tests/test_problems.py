@@ -299,3 +299,27 @@ def test_a_new_ticket_mentioning_a_keyword_is_flagged_to_agents_but_not_linked(
                       if r.kind == "notification" and r.recipients == "ana@example.com"]
     assert "#problem huelga-transporte" in _text(notification)
     assert shop.ticket(number).problem_id is None
+
+
+def test_a_quick_answer_on_the_problem_thread_reaches_each_customer_in_their_language(
+        shop: Shop, linked: dict[str, int]) -> None:
+    shop.reply_to(shop.problem_mail()["Message-ID"], "#respuesta delay")
+    mail = [r for r in shop.new_mail() if r.kind == "broadcast"]
+    opening = {"es": "Tu pedido va con retraso", "fr": "Votre commande a pris du retard",
+               "en": "Your order is running late"}
+    assert len(mail) == 3
+    for language, (_, address, _, _) in CUSTOMERS.items():
+        [row] = [r for r in mail if r.recipients == address]
+        assert opening[language] in _text(row)
+        assert _parsed(row)["Content-Language"] == language
+        assert all(opening[other] not in _text(row) for other in opening if other != language)
+
+
+def test_a_quick_answer_missing_in_one_customers_language_refuses_the_whole_reply(
+        shop: Shop, linked: dict[str, int]) -> None:
+    with shop.parts.sessions.begin() as session:
+        session.get_one(Ticket, linked["fr"]).language = "de"
+    shop.reply_to(shop.problem_mail()["Message-ID"], "#answer delay\n\nLa huelga sigue.")
+    mail = shop.new_mail()
+    assert [r.kind for r in mail] == ["problem-rejected"]
+    assert f"#{linked['fr']}" in _text(mail[0]) and "delay" in _text(mail[0])

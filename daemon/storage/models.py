@@ -130,6 +130,7 @@ class Message(Base):
     full_text: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(32), default="")
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+    answers: Mapped[str] = mapped_column(Text, default="", server_default="")  # names, comma-separated
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")

@@ -51,6 +51,7 @@ def message_object(message: Message) -> dict[str, Any]:
         "subject": message.subject,
         "text": message.text,
         "kind": message.kind,
+        "answers": [name for name in message.answers.split(",") if name],
         "created_at": iso(message.created_at),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,7 +35,7 @@ from daemon.tickets.agents.broadcast import (
     problem_command_errors,
     split_versions,
 )
-from daemon.tickets.agents.commands import CommandError, parse_reply
+from daemon.tickets.agents.commands import Command, CommandError, parse_reply
 from daemon.tickets.lifecycle import Lifecycle
 from daemon.tickets.problems.keywords import matching_keywords, stored_keywords
 
@@ -48,9 +48,28 @@ PROBLEM_HELP: tuple[str, ...] = (
     "#status / #estado <text>: the problem's status line, shown in linked tickets' updates",
     "#wait / #esperar <3d | 2026-12-01>: pause the updates of every open linked ticket",
     "#note / #nota <text>: internal note in this thread, never sent to customers",
+    "#answer / #respuesta <name> [lang]: a quick answer, each customer in their language",
     "#close / #cerrar [15% | nodiscount] [text]: close every open linked ticket, then the problem",
     "On a ticket: #problem / #problema <name> [title] links it, #problem - unlinks it",
 )
+
+
+class RenderedAnswers(Protocol):
+    """A reply's quick answers written for one ticket (tickets/agents/replies.py makes them)."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def texts(self) -> tuple[str, ...]: ...
+
+    @property
+    def language(self) -> str | None: ...
+
+
+#: Writes a reply's #answer commands for one ticket, in its language: the answers, or why not.
+AnswerWriter = Callable[[Session, Ticket, list[Command], str],
+                        tuple[RenderedAnswers, list[CommandError]]]
 
 
 @dataclass(frozen=True)
@@ -95,11 +114,12 @@ class _Told:
 
 class Problems:
     def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], answers: AnswerWriter | None = None) -> None:
         self.config = config
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.clock = clock
+        self.answers = answers
 
     def find(self, session: Session, name: str) -> Problem | None:
         """This mailbox's problem called `name`."""
@@ -205,6 +225,10 @@ class Problems:
         if named:
             errors.append(CommandError("(text)", "the text names a customer of this problem "
                                        f"({', '.join(named)}); every customer would read it"))
+        answers: dict[int, RenderedAnswers] = {}
+        if not errors and any(c.name == "answer" for c in parsed.commands):
+            answers, refused = self._answers(session, active, parsed.commands, agent_name)
+            errors += refused
         if errors:
             # The refused text is not kept here (it may name a customer); the raw mail is.
             self._event(session, problem, "rejected", agent, "", message_id, raw_id)
@@ -235,7 +259,7 @@ class Problems:
             self._event(session, problem, "note", agent, parsed.body, message_id, raw_id)
             return ReplyOutcome(queued=queued + self.tell(
                 session, problem, _Told("note", agent, text=parsed.body)))
-        if not versions.blocks:
+        if not versions.blocks and not answers:
             self._event(session, problem, "commands", agent, "", message_id, raw_id)
             changes = [c.line for c in parsed.commands if c.name != "help"]
             if changes:
@@ -243,7 +267,8 @@ class Problems:
                                                             text="\n".join(changes)))
             return ReplyOutcome(queued=queued)
         self._event(session, problem, "broadcast", agent, parsed.body, message_id, raw_id)
-        sent, skipped = self._broadcast(session, active, versions, agent, agent_name, attachments)
+        sent, skipped = self._broadcast(session, active, versions, answers, agent, agent_name,
+                                        attachments)
         skipped = [*skipped, *(Skipped(t.id, t.customer_email, "closed")
                                for t in problem.tickets if t.status == TicketStatus.CLOSED)]
         log.info("problem %s: broadcast by an agent queued to %d customer(s), %d skipped",
@@ -252,9 +277,26 @@ class Problems:
             "broadcast", agent, sent=sent, skipped=skipped, text=parsed.body))
         return ReplyOutcome(queued=queued, sent=tuple(sent), skipped=tuple(skipped))
 
+    def _answers(self, session: Session, tickets: Sequence[Ticket], commands: list[Command],
+                 agent_name: str) -> tuple[dict[int, RenderedAnswers], list[CommandError]]:
+        """The #answer commands written for each ticket in its own language (or the one named);
+        any ticket for which they cannot be written refuses the whole reply."""
+        if self.answers is None:
+            return {}, [CommandError("#answer", "quick answers are not available here")]
+        written: dict[int, RenderedAnswers] = {}
+        errors: dict[tuple[str, str], list[int]] = {}
+        for ticket in tickets:
+            done, refused = self.answers(session, ticket, commands, agent_name)
+            written[ticket.id] = done
+            for error in refused:
+                errors.setdefault((error.line, error.message), []).append(ticket.id)
+        return written, [CommandError(line, f"{message} (ticket{'s' if len(numbers) > 1 else ''} "
+                                            f"{', '.join(f'#{n}' for n in numbers)})")
+                         for (line, message), numbers in errors.items()]
+
     def _broadcast(self, session: Session, tickets: Sequence[Ticket], versions: Versions,
-                   agent: str, agent_name: str, attachments: Sequence[Attachment]
-                   ) -> tuple[list[Sent], list[Skipped]]:
+                   answers: Mapping[int, RenderedAnswers], agent: str, agent_name: str,
+                   attachments: Sequence[Attachment]) -> tuple[list[Sent], list[Skipped]]:
         now = self.clock()
         sent: list[Sent] = []
         skipped: list[Skipped] = []
@@ -268,11 +310,16 @@ class Problems:
                                            f"suppressed until {bounced.until:%Y-%m-%d}"))
                     continue
                 version = versions.for_language(ticket.language)
+                quick = answers.get(ticket.id)
+                texts = quick.texts if quick is not None else ()
+                text = "\n\n".join(p.strip() for p in (version.text, *texts) if p.strip())
                 self.mailer.to_customer(
                     session, ticket, "agent_reply",
-                    {"agent_name": agent_name, "text": version.text}, kind="broadcast",
-                    thread=self.mailer.customer_thread(session, ticket), automatic=None,
-                    attachments=attachments, author=(agent_name, agent))
+                    {"agent_name": agent_name, "text": text, "greeting": not version.text},
+                    kind="broadcast", thread=self.mailer.customer_thread(session, ticket),
+                    automatic=None, attachments=attachments, author=(agent_name, agent),
+                    language=quick.language if quick is not None else None,
+                    answers=quick.names if quick is not None else ())
                 ticket.last_agent_reply_at = now
                 ticket.first_agent_reply_at = ticket.first_agent_reply_at or now
                 sent.append(Sent(ticket.id, ticket.customer_email, ticket.language,
