@@ -189,7 +189,8 @@ FRENCH = [
     ("#assigner ana", "assign"), ("#attribuer luis", "assign"), ("#étiquette taille", "tag"),
     ("#etiquette taille", "tag"), ("#langue fr", "lang"), ("#statut Colis retrouvé", "status"),
     ("#rouvrir", "reopen"), ("#aide", "help"), ("#réponse delay", "answer"),
-    ("#reponse delay", "answer"), ("#RÉPONSES", "answers"),
+    ("#reponse delay", "answer"), ("#RÉPONSES", "answers"), ("#problème huelga", "problem"),
+    ("#probleme huelga", "problem"),
 ]
 
 
@@ -210,7 +211,7 @@ def test_every_english_command_has_a_french_alias_tested() -> None:
     ("#close", "#fermer"), ("#wait", "#attendre"), ("#waiting", "#en-attente"),
     ("#promise", "#promettre"), ("#done", "#fait"), ("#assign", "#assigner"), ("#tag", "#étiquette"),
     ("#lang", "#langue"), ("#status", "#statut"), ("#reopen", "#rouvrir"), ("#help", "#aide"),
-    ("#answer", "#réponse"), ("#answers", "#réponses"),
+    ("#answer", "#réponse"), ("#answers", "#réponses"), ("#problem", "#problème"),
 ])
 def test_help_lists_the_french_alias_beside_the_english_name(english: str, french: str) -> None:
     assert any(line.startswith(f"{english} /") and f" {french} " in line.replace(":", " ")
