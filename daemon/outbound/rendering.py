@@ -31,6 +31,8 @@ BODY_BLOCK = "body"
 _LANGUAGE_DIR = re.compile(r"[a-z]{2}")
 _TEMPLATE_FILE = re.compile(r"([a-z][a-z0-9_]*)\.j2")
 _PARTIAL_FILE = re.compile(r"_[a-z0-9_]+\.j2")
+#: Sub-directories of a language holding snippets: plain text rendered into a message, no blocks.
+SNIPPET_DIRS = ("faq",)
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,11 @@ class _TraversableLoader(jinja2.BaseLoader):
 
     def find(self, template: str) -> Traversable | None:
         parts = template.split("/")
-        if len(parts) != 2 or not _LANGUAGE_DIR.fullmatch(parts[0]):
+        if len(parts) not in (2, 3) or not _LANGUAGE_DIR.fullmatch(parts[0]):
             return None
-        node = self.root.joinpath(parts[0], parts[1])
+        if len(parts) == 3 and parts[1] not in SNIPPET_DIRS:
+            return None
+        node = self.root.joinpath(*parts)
         return node if node.is_file() else None
 
 
@@ -152,6 +156,22 @@ class Renderer:
         text = tidy_text(body)
         subject_line = one_line(subject)
         return Rendered(subject_line, text, text_to_html(text, chosen, subject_line))
+
+    def snippet(self, folder: str, name: str, language: str, context: Mapping[str, Any]
+                ) -> str | None:
+        """`<language>/<folder>/<name>.j2` rendered as plain text; None when there is no such file."""
+        path = f"{_primary(language)}/{folder}/{name}.j2"
+        if not any(loader.has(path) for loader in self._loaders):
+            return None
+        try:
+            text = self._env.get_template(path).render(dict(context))
+        except Exception as exc:  # the shop's own text: any failure is its template's error
+            raise TemplateError(_problem_from(exc, self._filename(path))) from exc
+        return tidy_text(text).strip("\n")
+
+    def has(self, name: str, language: str) -> bool:
+        """Whether message template `name` exists in exactly `language` (no fallback)."""
+        return any(loader.has(_template_path(name, _primary(language))) for loader in self._loaders)
 
     def names(self) -> list[str]:
         """Every template name, built-in or override; partials (`_name.j2`) are not listed."""
