@@ -12,7 +12,7 @@ import html
 import importlib.resources
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib.resources.abc import Traversable
@@ -24,7 +24,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from daemon.outbound.template_samples import sample_variants
+from daemon.config import FaqEntry
+from daemon.outbound.template_samples import faq_sample, sample_variants
 
 SUBJECT_BLOCK = "subject"
 BODY_BLOCK = "body"
@@ -201,6 +202,44 @@ class Renderer:
             for language in self.languages(name):
                 problems.extend(self._check_one(name, language, variants))
         return list(dict.fromkeys(problems))
+
+    def check_faq(self, entries: Sequence[FaqEntry], languages: Sequence[str]
+                  ) -> list[TemplateProblem]:
+        """Each `[[faq]]` entry needs `<lang>/faq/<name>.j2` for every language it has keywords in,
+        and that answer must render with sample data; keywords in a language the shop does not
+        answer in would never be used."""
+        problems: list[TemplateProblem] = []
+        for entry in entries:
+            for language in entry.keywords:
+                path = f"{language}/faq/{entry.name}.j2"
+                if language not in languages:
+                    problems.append(TemplateProblem(
+                        f"[[faq]] {entry.name}", None,
+                        f"keywords.{language}: {language!r} is not in [shop] languages {list(languages)}"))
+                    continue
+                if not any(loader.has(path) for loader in self._loaders):
+                    problems.append(TemplateProblem(
+                        path, None, f"missing: the answer of [[faq]] {entry.name!r} in {language!r}"))
+                    continue
+                problems.extend(self._check_snippet(path, entry))
+        return problems
+
+    def _check_snippet(self, path: str, entry: FaqEntry) -> list[TemplateProblem]:
+        filename = self._filename(path)
+        context = {**faq_sample(), "faq": {"name": entry.name, "url": entry.url}}
+        try:
+            source, _, _ = self._loader.get_source(self._env, path)
+            tree = self._env.parse(source, path, filename)
+        except Exception as exc:
+            return [_problem_from(exc, filename)]
+        unknown = meta.find_undeclared_variables(tree) - set(context) - set(self._env.globals)
+        if unknown:
+            return [TemplateProblem(filename, None, f"{sorted(unknown)[0]!r} is undefined")]
+        try:
+            text = self.snippet("faq", entry.name, path.split("/")[0], context)
+        except TemplateError as exc:
+            return [exc.problem]
+        return [] if text else [TemplateProblem(filename, None, "the answer renders empty")]
 
     def reload(self) -> None:
         """Forget compiled templates and directory listings so edited files take effect."""
