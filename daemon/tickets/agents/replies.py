@@ -49,7 +49,8 @@ class AgentReplies:
         reply = parse_reply(visible_text(parsed.text), now=self.clock(),
                             timezone=self.config.shop.timezone,
                             languages=self.config.shop.languages,
-                            agents=self.config.agents.addresses)
+                            agents=self.config.agents.addresses,
+                            reasons=self.config.reasons.known)
         if reply.errors:
             self._record(session, ticket, parsed, row, reply.body, "rejected-commands")
             log.info("ticket=%d agent reply with %d bad command(s) rejected", ticket.id,
