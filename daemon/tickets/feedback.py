@@ -21,6 +21,7 @@ from daemon.config import Config
 from daemon.outbound.compose import Thread
 from daemon.outbound.queue import Mailer
 from daemon.storage.models import Ticket, TicketStatus
+from daemon.tickets import state
 from daemon.tickets.discounts import DiscountProvider
 from daemon.tickets.self_help import faq_names, is_solved_reply, join_names, match_faq, solved_word
 
@@ -78,10 +79,8 @@ class Feedback:
                 discount = {"code": issued.code, "percent": issued.percent,
                             "valid_until": issued.valid_until.isoformat(),
                             "terms": self.config.closing.terms.get(ticket.language)}
-        ticket.status = TicketStatus.CLOSED
-        ticket.closed_at = now
+        state.apply(ticket, state.Event.CLOSED, now)
         ticket.self_solved = True
-        ticket.waiting_since = ticket.waiting_reminded_at = None
         queued = int(self.mailer.to_customer(session, ticket, "self_solved", {"discount": discount},
                                              kind="self-solved", thread=thread,
                                              automatic="auto-replied"))

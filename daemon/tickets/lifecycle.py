@@ -22,6 +22,7 @@ from daemon.config import DEFAULT_MAILBOX, Config
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Rendered
 from daemon.storage.models import Direction, KeyValue, Message, Promise, Ticket, TicketStatus
+from daemon.tickets import state
 from daemon.tickets.business_hours import WEEKDAYS, in_window
 from daemon.tickets.discounts import DiscountProvider, pool_remaining
 from daemon.tickets.report.figures import BusinessHours, gather
@@ -351,8 +352,7 @@ class Lifecycle:
         self.mailer.to_customer(
             session, ticket, "closing", {"personal_line": personal_line, "discount": discount},
             kind="closing", thread=self.mailer.customer_thread(session, ticket), automatic=None)
-        ticket.status = TicketStatus.CLOSED
-        ticket.closed_at = now
+        state.apply(ticket, state.Event.CLOSED, now)
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code
