@@ -76,6 +76,7 @@ def cmd_quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_import_mbox(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.inbound.mbox_import import import_mbox
     from daemon.runtime.progress import ProgressLine
+    from daemon.runtime.service import build
 
     if not args.file.is_file():
         print(f"incidencias: import-mbox: {args.file}: no such file", file=sys.stderr)
@@ -93,7 +94,7 @@ def cmd_import_mbox(settings: Settings, args: argparse.Namespace) -> int:
     if args.log_level is None:
         # One info line per message would bury the progress bar; warnings still show.
         logging.getLogger("daemon").setLevel(logging.WARNING)
-    report = import_mbox(target, args.file, ProgressLine(sys.stderr, "messages"))
+    report = import_mbox(target, args.file, build, ProgressLine(sys.stderr, "messages"))
     if report.messages == 0:
         print(f"incidencias: import-mbox: {args.file}: no messages found (not an mbox file?)",
               file=sys.stderr)

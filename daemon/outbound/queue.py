@@ -23,7 +23,6 @@ from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message
 from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Rendered, Renderer
 from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
-from daemon.tickets.agents.commands import command_help
 
 log = logging.getLogger("daemon.mailer")
 
@@ -32,11 +31,14 @@ _THREAD_DEPTH = 20
 
 class Mailer:
     def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
-                 agent_secret: bytes) -> None:
+                 agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
         self.config = config
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
+        # The agent commands' syntax, one line each, shown in agents' mail; the tickets layer
+        # owns the commands, so it is handed in rather than imported from above.
+        self.agent_help = list(agent_help)
         # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
         self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
@@ -118,7 +120,7 @@ class Mailer:
         if not copies:
             return 0
         now = self.clock()
-        context = {"shop": self.shop_context(), "commands": command_help(),
+        context = {"shop": self.shop_context(), "commands": self.agent_help,
                    "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
                    **variables}
         rendered = self.renderer.render(template, self.config.agents.language, context,
