@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import DEFAULT_MAILBOX, Config
+from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Rendered
 from daemon.storage.models import Direction, KeyValue, Message, Promise, Ticket, TicketStatus
 from daemon.tickets import state
-from daemon.tickets.business_hours import WEEKDAYS, in_window
+from daemon.tickets.business_hours import in_window
 from daemon.tickets.discounts import DiscountProvider, pool_remaining
 from daemon.tickets.report.figures import BusinessHours, gather
 from daemon.tickets.report.render import as_html, as_text, heading
