@@ -24,8 +24,7 @@ def register(commands: Commands) -> None:
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.storage.models import utcnow
-    from daemon.tickets.lifecycle import business_hours_of
-    from daemon.tickets.report.figures import gather
+    from daemon.tickets.report.figures import BusinessHours, gather
     from daemon.tickets.report.period import PeriodError, period
     from daemon.tickets.report.render import as_csv, as_json, as_text
 
@@ -37,7 +36,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"incidencias: report: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with open_sessions(settings)() as session:
-        figures = gather(session, since, until, now=now, business=business_hours_of(config))
+        figures = gather(session, since, until, now=now, business=BusinessHours.of(config))
     if args.json:
         print(json.dumps(as_json(figures), ensure_ascii=False, indent=2))
     elif args.csv:

@@ -44,6 +44,12 @@ def business_seconds(start: datetime, end: datetime, timezone: str, opens: time,
     zone = ZoneInfo(timezone)
     first = start.replace(tzinfo=UTC).astimezone(zone)
     last = end.replace(tzinfo=UTC).astimezone(zone)
+    if first.date() == last.date():  # the common case, a reply the same day: no day loop
+        if WEEKDAYS[first.weekday()] not in days:
+            return 0.0
+        earliest, latest = max(first.time(), opens), min(last.time(), closes)
+        return max(0.0, (datetime.combine(first.date(), latest)
+                         - datetime.combine(first.date(), earliest)).total_seconds())
     total = 0.0
     day = first.date()
     while day <= last.date():

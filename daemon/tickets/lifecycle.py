@@ -276,7 +276,7 @@ class Lifecycle:
             session.merge(KeyValue(key=key, value=due_utc.isoformat()))
             language = self.config.agents.language
             figures = gather(session, due_utc - timedelta(days=7), due_utc, now=now,
-                             business=self.business_hours(), mailbox=self.config.mailbox)
+                             business=BusinessHours.of(self.config), mailbox=self.config.mailbox)
             timezone = self.config.shop.timezone
             self.mailer.to_addresses(
                 session, Rendered(heading(figures, language, timezone),
@@ -285,9 +285,6 @@ class Lifecycle:
                 kind="report", recipients=recipients, language=language)
         log.info("weekly report queued for %s", due.date().isoformat())
         return 1
-
-    def business_hours(self) -> BusinessHours:
-        return business_hours_of(self.config)
 
     def _digest_context(self, session: Session, now: datetime, since: datetime,
                         today: str) -> dict[str, Any]:
@@ -356,12 +353,6 @@ class Lifecycle:
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code
-
-
-def business_hours_of(config: Config) -> BusinessHours:
-    """The hours the report's business-hours figures count: `[updates] hours` and `days`."""
-    start, end = config.updates.window
-    return BusinessHours(config.shop.timezone, start, end, config.updates.days)
 
 
 def last_weekly_due(local_now: datetime, weekday: int, hour: int) -> datetime:
