@@ -36,6 +36,8 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "status_line": ticket.status_line,
         "wait_until": iso(ticket.wait_until),
         "mailbox": ticket.mailbox,
+        "unreachable_at": iso(ticket.unreachable_at),
+        "unreachable_reason": ticket.unreachable_reason,
         "self_solved": ticket.self_solved,
         "faq": [name for name in ticket.faq.split(",") if name],
     }
