@@ -3,7 +3,7 @@ against Dovecot and the SMTP sink."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from html.parser import HTMLParser
@@ -130,15 +130,25 @@ class _Html(HTMLParser):
 
 def test_the_weekly_report_goes_once_even_across_a_restart_as_text_and_html_charts(
         tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink) -> None:
-    today = datetime.now(ZoneInfo("Europe/Madrid")).strftime("%a").lower()
+    local = datetime.now(ZoneInfo("Europe/Madrid"))
+    yesterday, today = ((local - timedelta(days=days)).strftime("%a").lower() for days in (1, 0))
+    # The daemon has been running with its report on another day: its first run notes that
+    # day's due moment (a first run never mails a report of the week before it existed).
+    config = write_config(tmp_path, imap, smtp_sink, extra=f"""
+[report]
+weekday = "{yesterday}"
+hour = 0
+""")
+    imap.append(SHOP_USER, customer_email("Jarrón roto", "El jarrón ha llegado roto."))
+    run_once(config)
+    assert not [m for m in smtp_sink.messages if "Informe" in str(m.message["Subject"])]
     config = write_config(tmp_path, imap, smtp_sink, extra=f"""
 [report]
 weekday = "{today}"
 hour = 0
 """)
-    imap.append(SHOP_USER, customer_email("Jarrón roto", "El jarrón ha llegado roto."))
-    run_once(config)
-    run_once(config)  # a second daemon run: the report is not sent again
+    run_once(config)  # today 00:00 has passed: this week's report
+    run_once(config)  # a second daemon run: not sent again
     reports = [m for m in smtp_sink.messages if m.message["X-Incidencias-Ticket"] == "0"
                and "Informe" in str(m.message["Subject"])]
     assert sorted(r for m in reports for r in m.rcpt_tos) == sorted(AGENTS)

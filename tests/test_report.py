@@ -274,9 +274,9 @@ def _reports(shop: Shop) -> list[OutboxItem]:
 def test_the_weekly_report_goes_once_at_its_hour_even_across_a_restart(tmp_path: Path) -> None:
     shop = _shop(tmp_path, _weekly_config(tmp_path))
     _build(shop.parts.engine)
-    shop.clock.now = d("2026-11-02 07:30")  # Monday 08:30 in Madrid: that week's report
-    shop.parts.lifecycle.sweep()
-    assert len(_reports(shop)) == 2
+    shop.clock.now = d("2026-11-02 07:30")  # Monday 08:30 in Madrid, the daemon's first sweep:
+    shop.parts.lifecycle.sweep()              # it notes the due moment and sends nothing
+    assert _reports(shop) == []
     shop.clock.now = d("2026-11-09 06:59")  # a week later, 07:59 in Madrid: not yet
     shop.parts.lifecycle.sweep()
     assert _reports(shop) == []
@@ -307,10 +307,13 @@ def test_the_weekly_report_goes_once_at_its_hour_even_across_a_restart(tmp_path:
 
 def test_the_report_goes_to_its_own_list_and_not_at_all_with_an_empty_one(tmp_path: Path) -> None:
     shop = _shop(tmp_path, _weekly_config(tmp_path, to=["owner@example.com"]))
+    shop.clock.now = d("2026-11-08 07:00")
+    shop.parts.lifecycle.sweep()
     shop.clock.now = d("2026-11-09 07:00")
     shop.parts.lifecycle.sweep()
     assert [r.recipients for r in _reports(shop)] == ["owner@example.com"]
     off = _shop(tmp_path / "off", _weekly_config(tmp_path, to=[]))
-    off.clock.now = d("2026-11-09 07:00")
-    off.parts.lifecycle.sweep()
+    for moment in ("2026-11-08 07:00", "2026-11-09 07:00", "2026-11-16 07:00"):
+        off.clock.now = d(moment)
+        off.parts.lifecycle.sweep()
     assert _reports(off) == []

@@ -259,8 +259,9 @@ class Lifecycle:
 
     def _weekly_report(self, now: datetime) -> int:
         """The week's report at `[report] weekday`/`hour` (shop time), once per due moment: the
-        last due moment sent is kept in the database, so a restart or a stopped daemon sends a
-        missed report once, and never twice."""
+        last due moment handled is kept in the database, so a restart or a stopped daemon sends a
+        missed report once, and never twice. The very first sweep only notes the latest due
+        moment, so installing or upgrading does not mail a report of a week nobody worked in."""
         settings = self.config.report
         recipients = settings.to if settings.to is not None else self.mailer.all_agents()
         if not recipients:
@@ -274,6 +275,10 @@ class Lifecycle:
             if state is not None and state.value >= due_utc.isoformat():
                 return 0
             session.merge(KeyValue(key=key, value=due_utc.isoformat()))
+            if state is None:  # first sweep ever: no report of the week before incidencias ran
+                log.info("weekly report: the first one goes after the next %s %02d:00",
+                         settings.weekday, settings.hour)
+                return 0
             language = self.config.agents.language
             figures = gather(session, due_utc - timedelta(days=7), due_utc, now=now,
                              business=BusinessHours.of(self.config), mailbox=self.config.mailbox)
