@@ -309,7 +309,8 @@ class Ingestor:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            help_ = self.feedback.acknowledgement_help(ticket, visible_text(parsed.text))
+            help_ = self.feedback.acknowledgement_help(
+                ticket, f"{parsed.subject}\n{visible_text(parsed.text)}")
             queued = self._auto_reply(session, ticket, parsed, "acknowledgement", help_)
             if not queued:
                 ticket.faq = ""
