@@ -19,6 +19,7 @@ from helpers.figures import record
 from daemon.mail.parsing import ParseError, bounded_fields, clean_header_text, parse
 
 FIELDS = ("To", "Cc", "Reply-To")
+_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?")
 _RANDOM_NAME = re.compile(r"[a-z]{10}\.(txt|rtf)")
 
 
@@ -60,11 +61,12 @@ def _after(raw: bytes) -> dict[str, str]:
 
 
 def _reference_subject(raw: bytes) -> str | None:
-    """The stdlib's own reading, where it is clean (8-bit bytes come back as surrogates)."""
+    """The stdlib's own reading, where it has one: 8-bit bytes come back as surrogates, and a
+    word whose bytes its charset refuses is left encoded (ours reads it with a U+FFFD)."""
     message = message_from_bytes(bounded_fields(raw), policy=policy.default)
     assert isinstance(message, EmailMessage)
     subject = str(message.get("Subject", ""))
-    if any("\ud800" <= ch <= "\udfff" or ch == "\ufffd" for ch in subject):
+    if any("\ud800" <= ch <= "\udfff" or ch == "\ufffd" for ch in subject) or _WORD.search(subject):
         return None
     return clean_header_text(subject)
 

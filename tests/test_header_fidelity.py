@@ -135,6 +135,12 @@ READING = [
      'Content-Type: application/pdf;\r\n\tname="=?utf-8?Q?Bestellbest=C3=A4tigung_4411=2Epdf?="\r\n'
      "Content-Disposition: attachment;\r\n\tfilename*=utf-8''Bestellbest%C3%A4tigung%204411.pdf",
      "attachment", "Bestellbestätigung 4411.pdf"),
+    # A Japanese mailer's ISO-2022-JP with a vendor character (NEC's circled 1) no codec knows:
+    # the rest is still read, the unknown character shows as a replacement character.
+    ("iso-2022-jp-vendor-character",
+     "Subject: =?iso-2022-jp?B?GyRCLSEbKEIgGyRCNF0/dDt6JUYlOSVIGyhC?=", "subject",
+     "\ufffd 丸数字テスト"),
+    ("shift-jis-labelled-iso-2022-jp", "Subject: =?ISO-2022-JP?B?g2OBW4OL?=", "subject", "ツール"),
     # Webmails that write raw 8-bit headers.
     ("raw-utf8-subject", "Subject: Pedido roto — ¿me enviáis otra?", "subject",
      "Pedido roto — ¿me enviáis otra?"),

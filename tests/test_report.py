@@ -78,6 +78,14 @@ def _build(engine: Engine) -> None:
         _ticket(session, 7, "2026-10-01 10:00", tags="roto", closed="2026-10-10 10:00", score=4,
                 scored="2026-10-11 10:00", outs=("2026-10-01 10:00",))
         _ticket(session, 8, "2026-11-09 10:00", tags="roto", outs=("2026-11-09 10:00",))
+        session.add_all([  # quick answers in mail to customers: two in the period, one before
+            Message(ticket_id=1, direction=Direction.OUT, message_id="answer-1@example.com",
+                    created_at=d("2026-11-02 11:05"), answers="envio"),
+            Message(ticket_id=3, direction=Direction.OUT, message_id="answer-3@example.com",
+                    created_at=d("2026-11-07 10:30"), answers="envio,disculpa"),
+            Message(ticket_id=7, direction=Direction.OUT, message_id="answer-7@example.com",
+                    created_at=d("2026-10-02 10:00"), answers="envio"),
+        ])
         session.add_all([
             Promise(ticket_id=1, agent="ana@example.com", text="llamar", created_at=d("2026-11-02 12:00"),
                     due_at=d("2026-11-03 09:00"), done_at=d("2026-11-03 08:00")),
@@ -112,7 +120,7 @@ EXPECTED: dict[str, Any] = {
                      "lowest": [{"ticket": 2, "score": 2, "subject": "Asunto 2"}]},
     "faq_offered": {"retraso": 3, "talla": 1},
     "self_solved": {"total": 1, "by_faq": {"retraso": 1}},
-    "quick_answers": None,
+    "quick_answers": {"envio": 2, "disculpa": 1},
     "discounts": {"issued": 2, "by_percent": {"10": 1, "15": 1}},
 }
 
@@ -173,7 +181,7 @@ def test_report_csv_has_one_row_per_figure_with_the_json_keys(
     assert rows[0] == "figure,value"
     assert "tickets.new,4" in rows and "first_response_hours.median,16.5" in rows
     assert "resolution_hours.p90,72.0" in rows and "forgotten,5" in rows
-    assert "quick_answers," in rows and "by_reason.(none),1" in rows
+    assert "quick_answers.envio,2" in rows and "by_reason.(none),1" in rows
 
 
 def test_report_text_names_the_figures(built: Path, capsys: pytest.CaptureFixture[str]) -> None:

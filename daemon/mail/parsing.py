@@ -24,7 +24,7 @@ import mailparser
 from inscriptis import get_text
 from mailparser.utils import decode_header_part, mime_header_view
 
-from daemon.mail.header_text import decode_header_text
+from daemon.mail.header_text import decode_header_text, likely_charset
 from daemon.mail.message import Address, Attachment, ParsedMessage
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
@@ -188,8 +188,8 @@ def _header(message: Message, name: str, charset: str | None = None) -> str:
 
 
 def charset_hint(message: Message) -> str | None:
-    """The first charset the message declares for its text: what raw 8-bit headers are likely in."""
-    return next((c for c in message.get_charsets() if c), None)
+    """The charset the message declares that its raw 8-bit headers are likely in."""
+    return likely_charset(message.get_charsets())
 
 
 def _addresses(values: Sequence[str], charset: str | None) -> list[Address]:

@@ -75,7 +75,7 @@ class Figures:
     faq_offered: tuple[tuple[str, int], ...]
     self_solved: int
     self_solved_by_faq: tuple[tuple[str, int], ...]
-    quick_answers: tuple[tuple[str, int], ...] | None
+    quick_answers: tuple[tuple[str, int], ...]
     discounts_issued: int
     discounts_by_percent: tuple[tuple[int, int], ...]
 
@@ -169,10 +169,24 @@ def gather(session: Session, since: datetime, until: datetime, *, now: datetime,
         faq_offered=_ranked(offered),
         self_solved=sum(1 for *_, self_solved, _ in closed if self_solved),
         self_solved_by_faq=_ranked(solved),
-        quick_answers=None,
+        quick_answers=_quick_answers(connection, mine, mailbox is not None, since, until),
         discounts_issued=sum(n for _, n in discounts),
         discounts_by_percent=tuple(sorted(((p or 0), n) for p, n in discounts)),
     )
+
+
+def _quick_answers(connection: Connection, mine: ColumnElement[bool], mailbox_filtered: bool,
+                   since: datetime, until: datetime) -> tuple[tuple[str, int], ...]:
+    """Quick answers (`#answer`) in the mail sent to customers in the period, by name."""
+    query = select(Message.answers).where(
+        Message.direction == Direction.OUT, Message.created_at >= since,
+        Message.created_at < until, Message.answers != "")
+    if mailbox_filtered:
+        query = query.join(Ticket, Ticket.id == Message.ticket_id).where(mine)
+    used: Counter[str] = Counter()
+    for (names,) in connection.execute(query):
+        used.update(name for name in names.split(",") if name)
+    return _ranked(used)
 
 
 def _promises(connection: Connection, mine: ColumnElement[bool], since: datetime, until: datetime,

@@ -99,7 +99,7 @@ def as_json(f: Figures) -> dict[str, Any]:
                        for s in f.satisfaction_lowest]},
         "faq_offered": dict(f.faq_offered),
         "self_solved": {"total": f.self_solved, "by_faq": dict(f.self_solved_by_faq)},
-        "quick_answers": dict(f.quick_answers) if f.quick_answers is not None else None,
+        "quick_answers": dict(f.quick_answers),
         "discounts": {"issued": f.discounts_issued,
                       "by_percent": {str(p): n for p, n in f.discounts_by_percent}},
     }
@@ -171,9 +171,8 @@ def as_text(f: Figures, language: str, timezone: str) -> str:
     lines += ["", f"{w['self_help']}: {f.self_solved} {w['self_solved']}"]
     lines += [f"  {name:20} {n:>6}" for name, n in f.self_solved_by_faq]
     lines += [f"  {w['offered']}: " + ", ".join(f"{name} {n}" for name, n in f.faq_offered)]
-    if f.quick_answers is not None:
-        lines += ["", f"{w['quick_answers']}:"] + [f"  {name:20} {n:>6}"
-                                                   for name, n in f.quick_answers]
+    lines += ["", f"{w['quick_answers']}:"] + [f"  {name:20} {n:>6}"
+                                               for name, n in f.quick_answers]
     lines += ["", f"{w['discounts']}: {f.discounts_issued}"
               + "".join(f"  ({p} %: {n})" for p, n in f.discounts_by_percent)]
     return "\n".join(lines) + "\n"
@@ -215,7 +214,7 @@ def as_html(f: Figures, language: str, timezone: str) -> str:
         _bars(w["satisfaction"], [(str(score), n) for score, n in
                                   enumerate(f.satisfaction_distribution, start=1)]),
         _bars(w["self_help"], f.self_solved_by_faq),
-        _bars(w["quick_answers"], f.quick_answers or ()),
+        _bars(w["quick_answers"], f.quick_answers),
     ])
     text = html.escape(as_text(f, language, timezone))
     return (
