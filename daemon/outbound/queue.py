@@ -79,6 +79,13 @@ class Mailer:
         if self.silent:
             return False
         now = self.clock()
+        if ticket.pseudonymised_at is not None:
+            # Its customer's data was erased: there is nobody to write to, and the clock moves on
+            # so the scheduler does not try again every sweep.
+            log.info("ticket=%d %s not queued: the customer's personal data was erased",
+                     ticket.id, kind)
+            ticket.last_outbound_at = ticket.updated_at = now
+            return False
         if automatic is not None and self._withhold(session, ticket, kind, now):
             return False
         shop = self.config.shop
