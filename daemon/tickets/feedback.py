@@ -3,9 +3,10 @@ they reply that it is solved, and the one thank-you after a satisfaction score.
 
 Everything happens inside the caller's transaction (the router's), so the ticket's change and the
 mail it causes commit together. Guarantees: at most two answers are shown, only in the ticket's
-language; a ticket is closed as self-solved only if it was offered answers, is not closed, and the
-reply says nothing but "solved"; a ticket gets at most one mail after a score (the marker
-`satisfaction_thanked_at` is set with it), and a score of 1-3 tells the agents once.
+language; a ticket is closed as self-solved only if it was offered answers, is not closed, no
+agent has answered yet, and the reply says nothing but "solved"; a ticket gets at most one mail
+after a score (the marker `satisfaction_thanked_at` is set with it), and a score of 1-3 tells
+the agents once.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ class Feedback:
                 "solved_word": solved_word(ticket.language, self.config.shop.default_language)}
 
     def wants_self_solved(self, ticket: Ticket, text: str, sender: str) -> bool:
-        """The customer of a ticket offered answers says, and only says, that it is solved."""
+        """The customer of a ticket offered answers says, and only says, that it is solved, before
+        any agent answered (after that, the agent's help may be what solved it: agents close)."""
         return (bool(ticket.faq) and not ticket.self_solved
-                and ticket.status != TicketStatus.CLOSED
+                and ticket.status != TicketStatus.CLOSED and ticket.first_agent_reply_at is None
                 and sender == ticket.customer_email
                 and is_solved_reply(text, ticket.customer_name))
 
