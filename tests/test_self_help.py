@@ -341,3 +341,15 @@ def test_check_config_reports_a_missing_faq_answer(tmp_path: Path,
     (tmp_path / "templates" / "en" / "faq" / "retraso.j2").unlink()
     assert main(["-c", str(config), "check-config"]) == 2
     assert "en/faq/retraso.j2" in capsys.readouterr().err
+
+
+def test_a_reload_applies_new_faq_entries_reasons_and_report_settings(tmp_path: Path) -> None:
+    from daemon.runtime.reload import merge, needing_restart
+
+    running = _config(tmp_path)
+    new = _config(tmp_path, reasons={"known": ["retraso"]}, report={"to": [], "hour": 9})
+    new = new.model_copy(update={"faq": [SIZE]})
+    applied = merge(running, new)
+    assert [e.name for e in applied.faq] == ["talla"] and applied.reasons.known == ["retraso"]
+    assert applied.report.hour == 9
+    assert needing_restart(applied, new) == []
