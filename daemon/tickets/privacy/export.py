@@ -3,9 +3,9 @@
 What goes in: every ticket where the address is the customer or a participant, with all its
 messages' full texts (other participants' messages included: the ticket necessarily shows them),
 internal notes included (they are data about the person, and art. 15 has no exception for
-"internal"), promises made to them, discount codes and satisfaction. Raw mails and attachments only of the person's own
-messages and of our mail to them; other people's raw mails and attachments never. Agents' own
-addresses are replaced by "agent": they are not the person's data.
+"internal"), promises made to them, discount codes and satisfaction. Raw mails and attachments
+only of the person's own messages and of our mail to them; other people's raw mails and
+attachments never. Agents' own addresses are replaced by "agent": they are not the person's data.
 """
 
 from __future__ import annotations
