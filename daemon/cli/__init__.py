@@ -17,9 +17,11 @@ from daemon.cli import (
     answers,
     customers,
     discounts,
+    faq,
     outbox,
     problems,
     quarantine,
+    report,
     service,
     templates,
     tickets,
@@ -30,7 +32,8 @@ from daemon.runtime import logs
 
 log = logging.getLogger("incidencias")
 
-GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers, answers, problems)
+GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers, answers, faq,
+          report, problems)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -68,7 +68,8 @@ class AgentReplies:
         reply = parse_reply(visible_text(parsed.text), now=self.clock(),
                             timezone=self.config.shop.timezone,
                             languages=self.config.shop.languages,
-                            agents=self.config.agents.addresses)
+                            agents=self.config.agents.addresses,
+                            reasons=self.config.reasons.known)
         errors = list(reply.errors)
         answers = _Answers()
         if not errors:
