@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.authenticity import AgentCheck, check_agent
 from daemon.mail.classify import Kind
 from daemon.mail.language import detect_language
@@ -79,16 +79,21 @@ class Outcome:
 class Ingestor:
     """Applies received mail to tickets; the clock and the database are passed in."""
 
-    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, lifecycle: Lifecycle,
                  sessions: sessionmaker[Session], clock: Callable[[], datetime],
                  agent_secret: bytes) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.sessions = sessions
         self.clock = clock
         self.agent_secret = agent_secret
         self.mailer = mailer
-        self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
+        self.agent_replies = AgentReplies(self.live, mailer, lifecycle, clock)
         self.automatic = AutomaticMail(mailer, clock)
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
         """Store and process one message; never raises for bad mail, only for database trouble."""

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.message import ParsedMessage
 from daemon.outbound.queue import Mailer
 from daemon.storage.models import (
@@ -31,12 +31,17 @@ log = logging.getLogger("daemon.agent_replies")
 
 
 class AgentReplies:
-    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, lifecycle: Lifecycle,
                  clock: Callable[[], datetime]) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.clock = clock
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def handle(self, session: Session, ticket: Ticket, arrival: Arrival) -> int:
         """Apply one verified agent message to its ticket; returns how many mails were queued."""
