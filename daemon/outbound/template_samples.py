@@ -31,6 +31,7 @@ AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_copy",
     "agent_help",
     "agent_notice",
+    "agent_answers",
 )
 
 
@@ -42,6 +43,25 @@ def sample_context(name: str) -> dict[str, Any]:
 def sample_variants(name: str) -> list[dict[str, Any]]:
     """The full sample, any further full ones, then a sparse one with every optional value absent."""
     return [sample_context(name), *(make() for make in _MORE.get(name, ())), _sparse(name)]
+
+
+def answer_context() -> dict[str, Any]:
+    """Full sample data for a quick answer (`<lang>/answers/<name>.j2`)."""
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "agent_name": "Lucía",
+        "status_line": "Estamos esperando la respuesta de la empresa de transporte.",
+        "promised_date": "2026-11-25",
+    }
+
+
+def answer_variants() -> list[dict[str, Any]]:
+    """The full answer sample, then a sparse one: no name, subject, status line, date or contacts."""
+    sparse = {**answer_context(), "shop": _bare_shop(), "agent_name": "", "status_line": None,
+              "promised_date": None}
+    sparse["ticket"] = {**sparse["ticket"], "subject": "", "customer_name": ""}
+    return [answer_context(), sparse]
 
 
 def _shop() -> dict[str, Any]:
@@ -109,7 +129,15 @@ def _agent_reply() -> dict[str, Any]:
         "ticket": _customer_ticket(),
         "agent_name": "Lucía",
         "text": _AGENT_TEXT,
+        "greeting": False,
     }
+
+
+def _quick_answer_reply() -> dict[str, Any]:
+    # a reply made of quick answers only: the template adds the greeting and the sign-off
+    text = ("Tu pedido va con retraso y sentimos de verdad la espera. Ya hemos pedido a la empresa "
+            "de transporte que localice el paquete.")
+    return {**_agent_reply(), "text": text, "greeting": True}
 
 
 def _update() -> dict[str, Any]:
@@ -279,6 +307,20 @@ def _agent_help() -> dict[str, Any]:
     return {"shop": _shop(), "ticket": _agent_ticket(), "commands": list(_HELP_COMMANDS)}
 
 
+def _agent_answers() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "commands": list(_COMMANDS),
+        "answers": [
+            {"name": "delay", "languages": ["en", "es", "fr"],
+             "first_line": "Tu pedido va un poco más lento de lo previsto, pero está en camino."},
+            {"name": "invoice", "languages": ["es"],
+             "first_line": "Te adjuntamos la factura de tu pedido."},
+        ],
+    }
+
+
 def _agent_notice() -> dict[str, Any]:
     return _notice(
         "promise_due",
@@ -342,10 +384,12 @@ _FULL = {
     "agent_copy": _agent_copy,
     "agent_help": _agent_help,
     "agent_notice": _agent_notice,
+    "agent_answers": _agent_answers,
 }
 
 # Further full variants, for templates whose text depends on the kind of event.
 _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
+    "agent_reply": (_quick_answer_reply,),
     "agent_notice": (
         _promise_overdue_notice,
         _discount_problem_notice,
@@ -381,6 +425,8 @@ _SPARSE = {
     "first_response_hours": None,
     "reason": None,
     "customer": {"name": "", "email": "maria.garcia@example.net"},
+    "greeting": False,
+    "answers": [],
 }
 
 
@@ -393,7 +439,7 @@ def _sparse(name: str) -> dict[str, Any]:
     for key, value in _SPARSE.items():
         if key in context:
             context[key] = value
-    if name in ("agent_forged_warning", "agent_help"):
+    if name in ("agent_forged_warning", "agent_help", "agent_answers"):
         context["ticket"] = None  # a forged message or a #help may name no ticket at all
     if name == "agent_copy":
         context["kind"] = "note"  # the full sample is a reply; this takes the note branch

@@ -78,6 +78,8 @@ class Ticket(Base):
     # Which [[mailboxes]] entry the ticket came in through; threading never crosses mailboxes.
     mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX,
                                          server_default=DEFAULT_MAILBOX)
+    # When the customer's personal data was replaced by a pseudonym (forget or retention).
+    pseudonymised_at: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -123,6 +125,7 @@ class Message(Base):
     full_text: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(32), default="")
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+    answers: Mapped[str] = mapped_column(Text, default="", server_default="")  # names, comma-separated
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
@@ -165,6 +168,8 @@ class RawMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(998), default=None, index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When `raw` was emptied (forget or retention); the row stays so duplicates are still known.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_raw_messages_uid", "folder", "uidvalidity", "uid"),)
 
@@ -173,6 +178,7 @@ class OutboxStatus:
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its recipient's data was erased before it went out
 
 
 class OutboxItem(Base):
@@ -202,11 +208,14 @@ class OutboxItem(Base):
 
 
 class SuppressedAddress(Base):
-    """An address that hard-bounced: no automatic mail goes to it until `until`."""
+    """An address that hard-bounced: no automatic mail goes to it until `until`.
+
+    Kept only as a keyed hash of the address (storage/address_keys.py), never the address itself.
+    """
 
     __tablename__ = "suppressed_addresses"
 
-    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
     until: Mapped[datetime] = mapped_column()
     reason: Mapped[str] = mapped_column(Text)
     ticket_id: Mapped[int | None] = mapped_column(
@@ -245,6 +254,25 @@ class DiscountCode(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_discount_codes_free", "source", "claimed_at"),)
+
+
+class Erasure(Base):
+    """The audit of one erasure (a `customers forget` or a retention sweep): when, why, how much.
+
+    Holds no personal data: not the address, not a pseudonym, only counts.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    raw_mails: Mapped[int] = mapped_column(Integer, default=0)
+    attachments: Mapped[int] = mapped_column(Integer, default=0)
+    outbox: Mapped[int] = mapped_column(Integer, default=0)
+    imap_copies: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class KeyValue(Base):

@@ -36,6 +36,9 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "status_line": ticket.status_line,
         "wait_until": iso(ticket.wait_until),
         "mailbox": ticket.mailbox,
+        "unreachable_at": iso(ticket.unreachable_at),
+        "unreachable_reason": ticket.unreachable_reason,
+        "pseudonymised_at": iso(ticket.pseudonymised_at),
     }
 
 
@@ -47,6 +50,7 @@ def message_object(message: Message) -> dict[str, Any]:
         "subject": message.subject,
         "text": message.text,
         "kind": message.kind,
+        "answers": [name for name in message.answers.split(",") if name],
         "created_at": iso(message.created_at),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}

@@ -17,6 +17,7 @@ only when the failed address is that ticket's customer.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from daemon.config import Config
 from daemon.mail.classify import Classification, Kind
 from daemon.outbound.queue import Mailer
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
 from daemon.storage.queries import TicketStore
 from daemon.tickets.arrival import Arrival
@@ -172,11 +174,14 @@ class AutomaticMail:
     def _suppress(self, session: Session, verdict: BounceVerdict, ticket: Ticket,
                   until: datetime, now: datetime) -> None:
         address = verdict.suppress or ""
-        row = session.get(SuppressedAddress, address)
+        hashed = address_hash(session, address)
+        # Only the hash is kept; the diagnostic often quotes the address, so it goes too.
+        reason = re.sub(re.escape(address), "<address>", verdict.reason, flags=re.IGNORECASE)[:2000]
+        row = session.get(SuppressedAddress, hashed)
         if row is None:
-            session.add(SuppressedAddress(email=address, until=until, reason=verdict.reason[:2000],
+            session.add(SuppressedAddress(address_hash=hashed, until=until, reason=reason,
                                           ticket_id=ticket.id, created_at=now))
         else:
-            row.until, row.reason, row.ticket_id = until, verdict.reason[:2000], ticket.id
+            row.until, row.reason, row.ticket_id = until, reason, ticket.id
         log.info("ticket=%d %s hard-bounced: no automatic mail to it until %s", ticket.id, address,
                  until)

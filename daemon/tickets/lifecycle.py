@@ -77,6 +77,12 @@ class Lifecycle:
         """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
         return self.live.config
 
+    @property
+    def _due(self) -> ColumnElement[bool]:
+        """Timed follow-up is for this mailbox's tickets that still have a customer: a ticket whose
+        customer was erased (customers forget) gets no updates, reminders or nags about it."""
+        return self._mine & Ticket.pseudonymised_at.is_(None)
+
     def _state_key(self, key: str) -> str:
         """Per-mailbox daemon state; the default mailbox keeps the keys it always had."""
         return key if self.config.mailbox == DEFAULT_MAILBOX else f"{key}:{self.config.mailbox}"
@@ -116,7 +122,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.OPEN,
+                    self._due, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_outbound_at <= now - self.config.updates.every,
                     or_(Ticket.wait_until.is_(None), Ticket.wait_until <= now))
                 .order_by(Ticket.last_outbound_at).limit(_BATCH)))
@@ -137,7 +143,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.WAITING,
+                    self._due, Ticket.status == TicketStatus.WAITING,
                     Ticket.waiting_reminded_at.is_(None),
                     Ticket.waiting_since <= now - self.config.updates.waiting_reminder_after)
                 .limit(_BATCH)))
@@ -160,7 +166,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.OPEN,
+                    self._due, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_agent_reply_at.is_(None),
                     Ticket.unanswered_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.unanswered_after)
@@ -177,7 +183,7 @@ class Lifecycle:
             return list(session.scalars(
                 select(Ticket.id).where(
                     # IN, not != closed: the (mailbox, status) index then skips closed tickets.
-                    self._mine, Ticket.status.in_((TicketStatus.OPEN, TicketStatus.WAITING)),
+                    self._due, Ticket.status.in_((TicketStatus.OPEN, TicketStatus.WAITING)),
                     Ticket.age_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.open_longer_than)
                 .limit(_BATCH)))

@@ -141,6 +141,8 @@ class Ingestor:
                 row = session.get(RawMessage, raw_id, with_for_update=True)
                 if row is None or row.outcome != RawOutcome.QUARANTINED:
                     raise LookupError(f"no quarantined message {raw_id}")
+                if row.erased_at is not None:
+                    raise LookupError(f"quarantined message {raw_id} was erased (personal data)")
                 row.outcome, row.error = RawOutcome.TICKET, None
                 return self._apply(session, row.raw, row)
         except (OperationalError, LookupError):

@@ -17,40 +17,49 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 ALIASES: dict[str, str] = {
-    "note": "note", "nota": "note",
-    "close": "close", "cerrar": "close",
-    "wait": "wait", "esperar": "wait",
-    "assign": "assign", "asignar": "assign",
-    "tag": "tag", "etiqueta": "tag",
-    "lang": "lang", "idioma": "lang",
-    "status": "status", "estado": "status",
-    "reopen": "reopen", "reabrir": "reopen",
-    "help": "help", "ayuda": "help",
-    "promise": "promise", "prometer": "promise",
-    "done": "done", "hecho": "done",
-    "waiting": "waiting", "pendiente": "waiting",
+    "note": "note", "nota": "note",  # French: "note" as well
+    "close": "close", "cerrar": "close", "fermer": "close", "clore": "close",
+    "wait": "wait", "esperar": "wait", "attendre": "wait",
+    "assign": "assign", "asignar": "assign", "assigner": "assign", "attribuer": "assign",
+    "tag": "tag", "etiqueta": "tag", "etiquette": "tag",
+    "lang": "lang", "idioma": "lang", "langue": "lang",
+    "status": "status", "estado": "status", "statut": "status",
+    "reopen": "reopen", "reabrir": "reopen", "rouvrir": "reopen",
+    "help": "help", "ayuda": "help", "aide": "help",
+    "promise": "promise", "prometer": "promise", "promettre": "promise",
+    "done": "done", "hecho": "done", "fait": "done",
+    "waiting": "waiting", "pendiente": "waiting", "en-attente": "waiting",
+    "answer": "answer", "respuesta": "answer", "reponse": "answer",
+    "answers": "answers", "respuestas": "answers", "reponses": "answers",
 }
 
-#: How each command is written, for the help footer; the Spanish alias follows the slash.
+#: How each command is written, for the help footer; the Spanish and French aliases follow.
 SYNTAX: tuple[tuple[str, str, str], ...] = (
     ("note", "nota", "#note / #nota <text>: internal note, copied to agents, never sent to the customer"),
-    ("close", "cerrar", "#close / #cerrar [15%] [nodiscount] [text]: close with thanks and a discount code"),
-    ("wait", "esperar", "#wait / #esperar <3d | 2026-12-01 | tomorrow | monday>: pause updates until then"),
-    ("promise", "prometer", "#promise / #prometer <when> <text>: remind agents of a commitment when due"),
-    ("done", "hecho", "#done / #hecho: the open promises on this ticket are kept"),
-    ("waiting", "pendiente", "#waiting / #pendiente: we wait for the customer's answer"),
-    ("assign", "asignar", "#assign / #asignar <agent>: assign the ticket"),
-    ("tag", "etiqueta", "#tag / #etiqueta <word>: add a tag"),
-    ("lang", "idioma", "#lang / #idioma <code>: language of the mail to the customer"),
-    ("status", "estado", "#status / #estado <text>: status line the customer sees in updates"),
-    ("reopen", "reabrir", "#reopen / #reabrir: reopen a closed ticket"),
-    ("help", "ayuda", "#help / #ayuda: these instructions by email"),
+    ("close", "cerrar", "#close / #cerrar / #fermer [15%] [nodiscount] [text]: close with thanks and "
+                        "a discount code"),
+    ("wait", "esperar", "#wait / #esperar / #attendre <3d | 2026-12-01 | tomorrow | monday>: pause "
+                        "updates until then"),
+    ("promise", "prometer", "#promise / #prometer / #promettre <when> <text>: remind agents of a "
+                            "commitment when due"),
+    ("done", "hecho", "#done / #hecho / #fait: the open promises on this ticket are kept"),
+    ("waiting", "pendiente", "#waiting / #pendiente / #en-attente: we wait for the customer's answer"),
+    ("assign", "asignar", "#assign / #asignar / #assigner <agent>: assign the ticket"),
+    ("tag", "etiqueta", "#tag / #etiqueta / #étiquette <word>: add a tag"),
+    ("lang", "idioma", "#lang / #idioma / #langue <code>: language of the mail to the customer"),
+    ("status", "estado", "#status / #estado / #statut <text>: status line the customer sees in updates"),
+    ("reopen", "reabrir", "#reopen / #reabrir / #rouvrir: reopen a closed ticket"),
+    ("answer", "respuesta", "#answer / #respuesta / #réponse <name> [lang]: a quick answer to the "
+                            "customer, in their language"),
+    ("answers", "respuestas", "#answers / #respuestas / #réponses: the list of quick answers by email"),
+    ("help", "ayuda", "#help / #ayuda / #aide: these instructions by email"),
 )
 
 CONFLICTS: tuple[frozenset[str], ...] = (
     frozenset({"close", "reopen"}),
     frozenset({"close", "waiting"}),
     frozenset({"close", "wait"}),
+    frozenset({"close", "answer"}),
 )
 
 NO_DISCOUNT = {"nodiscount", "no-discount", "sindescuento", "sin-descuento"}
@@ -71,6 +80,8 @@ ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
 CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2})|h(\d{2})?)$")
 PERCENT = re.compile(r"^(\d{1,3})%$")
+ANSWER_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
 COMMAND_LINE = re.compile(r"^#([^\W\d_][\w-]*)(?:\s+(.*))?$")
 START_OF_DAY = time(9, 0)
 FURTHEST = timedelta(days=366)
@@ -85,6 +96,7 @@ class Command:
     percent: int | None = None
     no_discount: bool = False
     text: str = ""
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,9 @@ def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[
         except _Bad as error:
             errors.append(CommandError(line, str(error)))
     errors.extend(_conflicts(commands))
+    if is_note and any(c.name == "answer" for c in commands):
+        errors.append(CommandError("#answer #note", "#answer sends to the customer and #note never "
+                                                    "does: they cannot go in the same reply"))
     body = "\n".join([*body_start, *lines[index:]]).strip()
     return ParsedReply(commands=commands, errors=errors, body=body, is_note=is_note)
 
@@ -177,6 +192,8 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         if code not in languages:
             raise _Bad(f"#lang needs one of: {', '.join(languages)}")
         return [Command(name, line, argument, text=code)]
+    if name == "answer":
+        return [_answer(line, argument)]
     if name == "status":
         if not argument:
             raise _Bad("#status needs the text the customer will read, for example "
@@ -207,6 +224,19 @@ def _close(line: str, argument: str) -> Command:
                    text=" ".join(words))
 
 
+def _answer(line: str, argument: str) -> Command:
+    words = argument.lower().split()
+    if not words or len(words) > 2:
+        raise _Bad("#answer needs the name of a quick answer and optionally a language, for example "
+                   "#answer delay or #answer delay fr (#answers lists them)")
+    if not ANSWER_NAME.match(words[0]):
+        raise _Bad(f"{words[0]!r} is not an answer name: lower-case letters, digits and -")
+    if len(words) == 2 and not LANGUAGE_CODE.match(words[1]):
+        raise _Bad(f"{words[1]!r} is not a language code, for example es, fr or en")
+    return Command("answer", line, argument, text=words[0],
+                   language=words[1] if len(words) == 2 else "")
+
+
 def _agent(argument: str, agents: Collection[str]) -> str:
     wanted = argument.strip().lower()
     if not wanted:
@@ -225,7 +255,7 @@ def _conflicts(commands: list[Command]) -> list[CommandError]:
             first, second = sorted(pair)
             errors.append(CommandError(f"#{first} #{second}",
                                        f"#{first} and #{second} cannot go in the same reply"))
-    for name in sorted({n for n in names if n != "tag" and names.count(n) > 1}):
+    for name in sorted({n for n in names if n not in ("tag", "answer") and names.count(n) > 1}):
         errors.append(CommandError(f"#{name}", f"#{name} appears more than once"))
     return errors
 
