@@ -17,8 +17,10 @@ from daemon.cli import (
     answers,
     customers,
     discounts,
+    faq,
     outbox,
     quarantine,
+    report,
     service,
     templates,
     tickets,
@@ -29,7 +31,8 @@ from daemon.runtime import logs
 
 log = logging.getLogger("incidencias")
 
-GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers, answers)
+GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers, answers, faq,
+          report)
 
 
 def _parser() -> argparse.ArgumentParser:

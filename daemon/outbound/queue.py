@@ -21,7 +21,7 @@ from daemon.mail.authenticity import ANY_AGENT, notification_id
 from daemon.mail.message import Attachment
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
-from daemon.outbound.rendering import Renderer
+from daemon.outbound.rendering import Rendered, Renderer
 from daemon.storage.address_keys import address_hash
 from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
 
@@ -146,6 +146,20 @@ class Mailer:
             kind=kind, ticket=number, shop_name=shop.name, shop_address=shop.address, copies=copies,
             rendered=rendered, language=self.config.agents.language, thread=Thread(),
             automatic="auto-generated", now=now, from_name=from_name, attachments=attachments), now)
+        return len(copies)
+
+    def to_addresses(self, session: Session, rendered: Rendered, *, kind: str,
+                     recipients: Sequence[str], language: str) -> int:
+        """A mail built by code rather than a template (the weekly report), one copy each."""
+        if self.silent or not recipients:
+            return 0
+        shop = self.config.shop
+        now = self.clock()
+        copies = [Copy((("", recipient),)) for recipient in dict.fromkeys(recipients)]
+        self._enqueue(session, None, compose(
+            kind=kind, ticket=0, shop_name=shop.name, shop_address=shop.address, copies=copies,
+            rendered=rendered, language=language, thread=Thread(), automatic="auto-generated",
+            now=now), now)
         return len(copies)
 
     def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import html
 import importlib.resources
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib.resources.abc import Traversable
@@ -24,14 +24,17 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from daemon.config import FaqEntry
 from daemon.outbound.answers import ANSWERS_DIR, AnswerBook
-from daemon.outbound.template_samples import answer_variants, sample_variants
+from daemon.outbound.template_samples import answer_variants, faq_sample, sample_variants
 
 SUBJECT_BLOCK = "subject"
 BODY_BLOCK = "body"
 _LANGUAGE_DIR = re.compile(r"[a-z]{2}")
 _TEMPLATE_FILE = re.compile(r"([a-z][a-z0-9_]*)\.j2")
 _PARTIAL_FILE = re.compile(r"_[a-z0-9_]+\.j2")
+#: Sub-directories of a language holding snippets: plain text rendered into a message, no blocks.
+SNIPPET_DIRS = ("faq",)
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,8 @@ class _TraversableLoader(jinja2.BaseLoader):
 
     def find(self, template: str) -> Traversable | None:
         parts = template.split("/")
-        if len(parts) == 3 and parts[1] == ANSWERS_DIR:
-            parts = [parts[0], ANSWERS_DIR, parts[2]]
-        elif len(parts) != 2:
+        if len(parts) not in (2, 3) or (len(parts) == 3
+                                        and parts[1] not in (ANSWERS_DIR, *SNIPPET_DIRS)):
             return None
         if not _LANGUAGE_DIR.fullmatch(parts[0]):
             return None
@@ -159,6 +161,22 @@ class Renderer:
         text = tidy_text(body)
         subject_line = one_line(subject)
         return Rendered(subject_line, text, text_to_html(text, chosen, subject_line))
+
+    def snippet(self, folder: str, name: str, language: str, context: Mapping[str, Any]
+                ) -> str | None:
+        """`<language>/<folder>/<name>.j2` rendered as plain text; None when there is no such file."""
+        path = f"{_primary(language)}/{folder}/{name}.j2"
+        if not any(loader.has(path) for loader in self._loaders):
+            return None
+        try:
+            text = self._env.get_template(path).render(dict(context))
+        except Exception as exc:  # the shop's own text: any failure is its template's error
+            raise TemplateError(_problem_from(exc, self._filename(path))) from exc
+        return tidy_text(text).strip("\n")
+
+    def has(self, name: str, language: str) -> bool:
+        """Whether message template `name` exists in exactly `language` (no fallback)."""
+        return any(loader.has(_template_path(name, _primary(language))) for loader in self._loaders)
 
     def answers(self) -> AnswerBook:
         """The quick answers, built-in and the shop's, as found when the renderer was (re)built."""
@@ -214,6 +232,44 @@ class Renderer:
                 problems.extend(self._check_one(name, language, variants))
         problems.extend(self._check_answers())
         return list(dict.fromkeys(problems))
+
+    def check_faq(self, entries: Sequence[FaqEntry], languages: Sequence[str]
+                  ) -> list[TemplateProblem]:
+        """Each `[[faq]]` entry needs `<lang>/faq/<name>.j2` for every language it has keywords in,
+        and that answer must render with sample data; keywords in a language the shop does not
+        answer in would never be used."""
+        problems: list[TemplateProblem] = []
+        for entry in entries:
+            for language in entry.keywords:
+                path = f"{language}/faq/{entry.name}.j2"
+                if language not in languages:
+                    problems.append(TemplateProblem(
+                        f"[[faq]] {entry.name}", None,
+                        f"keywords.{language}: {language!r} is not in [shop] languages {list(languages)}"))
+                    continue
+                if not any(loader.has(path) for loader in self._loaders):
+                    problems.append(TemplateProblem(
+                        path, None, f"missing: the answer of [[faq]] {entry.name!r} in {language!r}"))
+                    continue
+                problems.extend(self._check_snippet(path, entry))
+        return problems
+
+    def _check_snippet(self, path: str, entry: FaqEntry) -> list[TemplateProblem]:
+        filename = self._filename(path)
+        context = {**faq_sample(), "faq": {"name": entry.name, "url": entry.url}}
+        try:
+            source, _, _ = self._loader.get_source(self._env, path)
+            tree = self._env.parse(source, path, filename)
+        except Exception as exc:
+            return [_problem_from(exc, filename)]
+        unknown = meta.find_undeclared_variables(tree) - set(context) - set(self._env.globals)
+        if unknown:
+            return [TemplateProblem(filename, None, f"{sorted(unknown)[0]!r} is undefined")]
+        try:
+            text = self.snippet("faq", entry.name, path.split("/")[0], context)
+        except TemplateError as exc:
+            return [exc.problem]
+        return [] if text else [TemplateProblem(filename, None, "the answer renders empty")]
 
     def reload(self) -> None:
         """Forget compiled templates and directory listings so edited files take effect."""

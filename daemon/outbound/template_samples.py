@@ -19,7 +19,11 @@ CUSTOMER_TEMPLATES: tuple[str, ...] = (
     "waiting_reminder",
     "closing",
     "reopened",
+    "self_solved",
+    "satisfaction_thanks",
 )
+#: Templates a shop may add; none is built in (`promotion`: the thank-you to a satisfied customer).
+OPTIONAL_TEMPLATES: tuple[str, ...] = ("promotion",)
 AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_new_ticket",
     "agent_followup",
@@ -120,7 +124,43 @@ _HELP_COMMANDS = [
 
 
 def _acknowledgement() -> dict[str, Any]:
-    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3}
+    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3,
+            "faq": [{"name": "retraso", "url": "https://tienda.example.com/ayuda/envios",
+                     "text": "Los pedidos tardan de 2 a 5 días laborables. Con el número de "
+                             "seguimiento de tu correo de envío puedes ver dónde está el paquete."}],
+            "solved_word": "RESUELTO"}
+
+
+def faq_sample() -> dict[str, Any]:
+    """What a `<lang>/faq/<name>.j2` answer is rendered with."""
+    return {"shop": _shop(), "ticket": _customer_ticket(),
+            "faq": {"name": "retraso", "url": "https://tienda.example.com/ayuda/envios"}}
+
+
+def _self_solved() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "discount": _closing()["discount"]}
+
+
+def _satisfaction_thanks() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "score": 2}
+
+
+def _promotion() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "score": 5}
+
+
+def _happy_thanks() -> dict[str, Any]:
+    return {**_satisfaction_thanks(), "score": 5}
+
+
+def _self_solved_notice() -> dict[str, Any]:
+    closed = {**_agent_ticket(), "status": "closed"}
+    return {**_notice("self_solved", {"faq": "retraso"}), "ticket": closed}
+
+
+def _low_satisfaction_notice() -> dict[str, Any]:
+    closed = {**_agent_ticket(), "status": "closed"}
+    return {**_notice("low_satisfaction", {"score": 2}), "ticket": closed}
 
 
 def _agent_reply() -> dict[str, Any]:
@@ -374,6 +414,9 @@ _FULL = {
     "waiting_reminder": _waiting_reminder,
     "closing": _closing,
     "reopened": _reopened,
+    "self_solved": _self_solved,
+    "satisfaction_thanks": _satisfaction_thanks,
+    "promotion": _promotion,
     "agent_new_ticket": _agent_new_ticket,
     "agent_followup": _agent_followup,
     "agent_command_error": _agent_command_error,
@@ -395,8 +438,11 @@ _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
         _discount_problem_notice,
         _discount_problem_uncounted_notice,
         _pool_low_notice,
+        _self_solved_notice,
+        _low_satisfaction_notice,
         _unknown_notice,
     ),
+    "satisfaction_thanks": (_happy_thanks,),
 }
 
 # Values replaced by their "absent" form in the sparse variant.
@@ -424,6 +470,7 @@ _SPARSE = {
     "promises_due": [],
     "first_response_hours": None,
     "reason": None,
+    "faq": [],
     "customer": {"name": "", "email": "maria.garcia@example.net"},
     "greeting": False,
     "answers": [],

@@ -20,7 +20,8 @@ from daemon.runtime import logs
 log = logging.getLogger("daemon.reload")
 
 _SHOP_WORDING = ("name", "phone", "web", "signature")
-_WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging")
+_WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging", "faq", "self_help",
+                   "reasons", "report")
 # Used when the daemon starts: the scheduler's interval and the discount provider.
 _FIXED = {"updates": ("sweep_every",),
           "closing": ("discount_provider", "discount_valid_for", "code_prefix", "pool_file")}
@@ -35,7 +36,10 @@ def merge(running: Config, new: Config) -> Config:
     update: dict[str, Any] = {
         "shop": running.shop.model_copy(update={k: getattr(new.shop, k) for k in _SHOP_WORDING})}
     for name in _WHOLE_SECTIONS:
-        section: BaseModel = getattr(new, name)
+        section: BaseModel | list[Any] = getattr(new, name)
+        if isinstance(section, list):  # [[faq]]: the entries as a whole
+            update[name] = section
+            continue
         kept = {k: getattr(getattr(running, name), k) for k in _FIXED.get(name, ())}
         update[name] = section.model_copy(update=kept)
     return running.model_copy(update=update)

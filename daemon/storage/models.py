@@ -80,6 +80,12 @@ class Ticket(Base):
                                          server_default=DEFAULT_MAILBOX)
     # When the customer's personal data was replaced by a pseudonym (forget or retention).
     pseudonymised_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Self-help (issue 17): [[faq]] names shown in the acknowledgement, comma-separated; closed by
+    # the customer's "RESUELTO"; when the score came, and when its one thank-you mail was queued.
+    faq: Mapped[str] = mapped_column(Text, default="", server_default="")
+    self_solved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    satisfaction_at: Mapped[datetime | None] = mapped_column(default=None)
+    satisfaction_thanked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -90,6 +96,9 @@ class Ticket(Base):
         Index("ix_tickets_sender_subject", "customer_email", "subject_key"),
         Index("ix_tickets_status_last_outbound", "status", "last_outbound_at"),
         Index("ix_tickets_mailbox_status", "mailbox", "status"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_closed_at", "closed_at"),
+        Index("ix_tickets_satisfaction_at", "satisfaction_at"),
     )
 
 
@@ -129,6 +138,8 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+    __table_args__ = (Index("ix_messages_direction_created", "direction", "created_at"),)
     attachments: Mapped[list[Attachment]] = relationship(cascade="all, delete-orphan")
 
 

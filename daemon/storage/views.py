@@ -39,6 +39,8 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "unreachable_at": iso(ticket.unreachable_at),
         "unreachable_reason": ticket.unreachable_reason,
         "pseudonymised_at": iso(ticket.pseudonymised_at),
+        "self_solved": ticket.self_solved,
+        "faq": [name for name in ticket.faq.split(",") if name],
     }
 
 

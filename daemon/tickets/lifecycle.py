@@ -11,19 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import DEFAULT_MAILBOX, Config, LiveConfig
+from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config, LiveConfig
 from daemon.outbound.queue import Mailer
+from daemon.outbound.rendering import Rendered
 from daemon.storage.models import Direction, KeyValue, Message, Promise, Ticket, TicketStatus
 from daemon.tickets import state
 from daemon.tickets.business_hours import in_window
 from daemon.tickets.discounts import DiscountProvider, pool_remaining
+from daemon.tickets.report.figures import BusinessHours, gather
+from daemon.tickets.report.render import as_html, as_text, heading
 
 log = logging.getLogger("daemon.lifecycle")
 
@@ -105,6 +108,7 @@ class Lifecycle:
         report.add("age-reminder", self._each_ticket(self._due_old(now), self._remind_old))
         report.add("promise", self._promises(now))
         report.add("digest", self._digest(now))
+        report.add("report", self._weekly_report(now))
         if report.total:
             log.info("scheduled work sent: %s", report.sent)
         return report
@@ -264,6 +268,40 @@ class Lifecycle:
         log.info("daily digest queued for %s", today)
         return 1
 
+    def _weekly_report(self, now: datetime) -> int:
+        """The week's report at `[report] weekday`/`hour` (shop time), once per due moment: the
+        last due moment handled is kept in the database, so a restart or a stopped daemon sends a
+        missed report once, and never twice. The very first sweep only notes the latest due
+        moment, so installing or upgrading does not mail a report of a week nobody worked in."""
+        settings = self.config.report
+        recipients = settings.to if settings.to is not None else self.mailer.all_agents()
+        if not recipients:
+            return 0
+        zone = ZoneInfo(self.config.shop.timezone)
+        due = last_weekly_due(_local_dt(now, zone), WEEKDAYS.index(settings.weekday), settings.hour)
+        due_utc = due.astimezone(UTC).replace(tzinfo=None)
+        key = self._state_key("report_due")
+        with self.sessions.begin() as session:
+            state = session.get(KeyValue, key, with_for_update=True)
+            if state is not None and state.value >= due_utc.isoformat():
+                return 0
+            session.merge(KeyValue(key=key, value=due_utc.isoformat()))
+            if state is None:  # first sweep ever: no report of the week before incidencias ran
+                log.info("weekly report: the first one goes after the next %s %02d:00",
+                         settings.weekday, settings.hour)
+                return 0
+            language = self.config.agents.language
+            figures = gather(session, due_utc - timedelta(days=7), due_utc, now=now,
+                             business=BusinessHours.of(self.config), mailbox=self.config.mailbox)
+            timezone = self.config.shop.timezone
+            self.mailer.to_addresses(
+                session, Rendered(heading(figures, language, timezone),
+                                  as_text(figures, language, timezone),
+                                  as_html(figures, language, timezone)),
+                kind="report", recipients=recipients, language=language)
+        log.info("weekly report queued for %s", due.date().isoformat())
+        return 1
+
     def _digest_context(self, session: Session, now: datetime, since: datetime,
                         today: str) -> dict[str, Any]:
         zone = ZoneInfo(self.config.shop.timezone)
@@ -331,6 +369,13 @@ class Lifecycle:
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code
+
+
+def last_weekly_due(local_now: datetime, weekday: int, hour: int) -> datetime:
+    """The latest moment at or before `local_now` (aware, shop time) on `weekday` at `hour`."""
+    day = local_now.date() - timedelta(days=(local_now.weekday() - weekday) % 7)
+    due = datetime.combine(day, time(hour), local_now.tzinfo)
+    return due if due <= local_now else due - timedelta(days=7)
 
 
 def _local_dt(moment: datetime, zone: ZoneInfo) -> datetime:

@@ -45,6 +45,7 @@ from daemon.tickets import state
 from daemon.tickets.agents.replies import AgentReplies
 from daemon.tickets.arrival import Arrival
 from daemon.tickets.bounces import AutomaticMail
+from daemon.tickets.feedback import Feedback
 from daemon.tickets.lifecycle import Lifecycle, days_until_update
 from daemon.tickets.satisfaction import satisfaction_score
 from daemon.tickets.threading import match_ticket
@@ -89,6 +90,7 @@ class Ingestor:
         self.mailer = mailer
         self.agent_replies = AgentReplies(self.live, mailer, lifecycle, clock)
         self.automatic = AutomaticMail(mailer, clock)
+        self.feedback = Feedback(self.live, mailer, lifecycle.discounts, clock)
 
     @property
     def config(self) -> Config:
@@ -224,15 +226,24 @@ class Ingestor:
             score = satisfaction_score(arrival.text)
             if score is not None:
                 ticket.satisfaction = score
+                ticket.satisfaction_at = now
                 arrival.record(session, ticket, Direction.IN, "satisfaction", now)
                 log.info("ticket=%d satisfaction score %d recorded", ticket.id, score)
-                return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id)
+                queued = self.feedback.after_score(session, ticket, score,
+                                                   self.mailer.customer_thread(session, ticket))
+                return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
             reopen_within = arrival.config.closing.reopen_within
             if ticket.closed_at is None or now - ticket.closed_at > reopen_within:
                 log.info("ticket=%d closed too long ago: the reply opens a new ticket", ticket.id)
                 return self._open_ticket(session, arrival, previous=ticket)
             reopened = True
             queued += self._reopen(session, arrival, ticket, now)
+        elif not arrival.verdict.automatic and self.feedback.wants_self_solved(
+                ticket, arrival.text, arrival.sender):
+            arrival.record(session, ticket, Direction.IN, "self-solved", now)
+            queued = self.feedback.self_solve(session, ticket,
+                                              self.mailer.customer_thread(session, ticket))
+            return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
         arrival.record(session, ticket, Direction.IN, "customer", now)
         if arrival.sender == ticket.customer_email:
             TicketStore(session).add_participants(ticket, self._copied(arrival))
@@ -254,12 +265,13 @@ class Ingestor:
             return 0
         return self._auto_reply(session, arrival, ticket, "reopened")
 
-    def _auto_reply(self, session: Session, arrival: Arrival, ticket: Ticket, template: str) -> int:
+    def _auto_reply(self, session: Session, arrival: Arrival, ticket: Ticket, template: str,
+                    variables: dict[str, object] | None = None) -> int:
         """An automatic answer in the customer's thread, saying when they will hear from us next."""
         parsed = arrival.parsed
         queued = self.mailer.to_customer(
             session, ticket, template,
-            {"update_days": days_until_update(arrival.config.updates.every)},
+            {"update_days": days_until_update(arrival.config.updates.every), **(variables or {})},
             kind=template,
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
@@ -297,7 +309,10 @@ class Ingestor:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            queued = self._auto_reply(session, arrival, ticket, "acknowledgement")
+            help_ = self.feedback.acknowledgement_help(ticket, f"{parsed.subject}\n{arrival.text}")
+            queued = self._auto_reply(session, arrival, ticket, "acknowledgement", help_)
+            if not queued:
+                ticket.faq = ""
             log.info("ticket=%d opened, acknowledgement %s", ticket.id,
                      "queued" if queued else "withheld")
         queued += self._notify_agents(session, arrival, ticket, "agent_new_ticket", {})

@@ -9,6 +9,7 @@ ticket or leaks text to the customer.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
@@ -122,8 +123,11 @@ def command_help() -> list[str]:
 
 
 def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[str],
-                agents: Collection[str]) -> ParsedReply:
+                agents: Collection[str], reasons: Sequence[str] = ()) -> ParsedReply:
     """Split an agent's visible text into its command block and its body.
+
+    `reasons` (`[reasons] known`), when given, are the only tags accepted, so the report's
+    counts by reason stay clean; an unknown one is an error naming the closest known ones.
 
     `now` is naive UTC like every time in the database; dates an agent writes are read in the
     shop's `timezone`, and a date without a time means the start of that business day (09:00).
@@ -155,7 +159,7 @@ def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[
             break
         try:
             commands.extend(_command(name, line, argument, now=now, timezone=timezone,
-                                     languages=languages, agents=agents))
+                                     languages=languages, agents=agents, reasons=reasons))
         except _Bad as error:
             errors.append(CommandError(line, str(error)))
     errors.extend(_conflicts(commands))
@@ -167,7 +171,8 @@ def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[
 
 
 def _command(name: str, line: str, argument: str, *, now: datetime, timezone: str,
-             languages: Sequence[str], agents: Collection[str]) -> list[Command]:
+             languages: Sequence[str], agents: Collection[str],
+             reasons: Sequence[str] = ()) -> list[Command]:
     if name == "close":
         return [_close(line, argument)]
     if name in ("wait", "promise"):
@@ -186,7 +191,7 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         words = argument.lower().split()
         if not words:
             raise _Bad("#tag needs a word, for example #tag refund")
-        return [Command(name, line, argument, text=word) for word in words]
+        return [Command(name, line, argument, text=_reason(word, reasons)) for word in words]
     if name == "lang":
         code = argument.lower()
         if code not in languages:
@@ -235,6 +240,19 @@ def _answer(line: str, argument: str) -> Command:
         raise _Bad(f"{words[1]!r} is not a language code, for example es, fr or en")
     return Command("answer", line, argument, text=words[0],
                    language=words[1] if len(words) == 2 else "")
+
+
+def _reason(word: str, known: Sequence[str]) -> str:
+    """The known reason `word` names (accents optional); any tag when no reasons are configured."""
+    if not known:
+        return word
+    folded = {_fold(reason): reason for reason in known}
+    if _fold(word) in folded:
+        return folded[_fold(word)]
+    close = difflib.get_close_matches(_fold(word), list(folded), n=3, cutoff=0.6)
+    hint = (f"did you mean {' or '.join('#tag ' + folded[c] for c in close)}?" if close
+            else f"known reasons: {', '.join(known)}")
+    raise _Bad(f"{word} is not a known reason; {hint}")
 
 
 def _agent(argument: str, agents: Collection[str]) -> str:

@@ -63,7 +63,8 @@ class AgentReplies:
         agent_name = parsed.sender.name or agent.partition("@")[0].capitalize()
         config = arrival.config
         reply = parse_reply(arrival.text, now=self.clock(), timezone=config.shop.timezone,
-                            languages=config.shop.languages, agents=config.agents.addresses)
+                            languages=config.shop.languages, agents=config.agents.addresses,
+                            reasons=config.reasons.known)
         errors = list(reply.errors)
         answers = _Answers()
         if not errors:
