@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.authenticity import ANY_AGENT, notification_id, problem_message_id
 from daemon.mail.message import Attachment
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
@@ -38,9 +38,9 @@ _THREAD_DEPTH = 20
 
 
 class Mailer:
-    def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
+    def __init__(self, config: Config | LiveConfig, renderer: Renderer, clock: Callable[[], datetime],
                  agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
@@ -51,6 +51,11 @@ class Mailer:
         self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
         self.withheld: Counter[str] = Counter()
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def shop_context(self) -> dict[str, str | None]:
         shop = self.config.shop

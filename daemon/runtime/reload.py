@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from daemon.config import Config, ConfigError, Settings, load_settings
+from daemon.config import Config, ConfigError, LiveConfig, Settings, load_settings
 from daemon.outbound.rendering import Renderer
 from daemon.runtime import logs
 
@@ -25,10 +25,6 @@ _WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging", "
 # Used when the daemon starts: the scheduler's interval and the discount provider.
 _FIXED = {"updates": ("sweep_every",),
           "closing": ("discount_provider", "discount_valid_for", "code_prefix", "pool_file")}
-
-
-class Configured(Protocol):
-    config: Config
 
 
 class HasRenderer(Protocol):
@@ -65,12 +61,15 @@ def needing_restart(applied: Config, new: Config) -> list[str]:
 
 
 class Reloader:
-    """Holds the running settings; `reload()` is safe to call from any thread."""
+    """Holds the running settings; `reload()` is safe to call from any thread.
 
-    def __init__(self, settings: Settings, holders: list[Configured],
+    Every part of the mailbox reads the one LiveConfig, so applying new settings is one swap.
+    """
+
+    def __init__(self, settings: Settings, live: LiveConfig,
                  render_users: list[HasRenderer]) -> None:
         self.settings = settings
-        self.holders = holders
+        self.live = live
         self.render_users = render_users
 
     def reload(self) -> bool:
@@ -96,8 +95,7 @@ class Reloader:
             return False
         for user in self.render_users:
             user.renderer = renderer
-        for holder in self.holders:
-            holder.config = merged
+        self.live.config = merged
         logs.apply_config_level(merged.logging.level)
         restart = needing_restart(merged, new.config)
         if new.secrets != self.settings.secrets:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.outbound.compose import Thread
 from daemon.outbound.queue import Mailer
 from daemon.storage.models import Ticket, TicketStatus
@@ -32,12 +32,17 @@ _HAPPY = 4
 
 
 class Feedback:
-    def __init__(self, config: Config, mailer: Mailer, discounts: DiscountProvider,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, discounts: DiscountProvider,
                  clock: Callable[[], datetime]) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.discounts = discounts
         self.clock = clock
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def acknowledgement_help(self, ticket: Ticket, text: str) -> dict[str, Any]:
         """The acknowledgement's `faq` and `solved_word`; records the names shown on the ticket.

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.message import Attachment
 from daemon.outbound.compose import new_message_id
 from daemon.outbound.queue import Mailer
@@ -113,13 +113,18 @@ class _Told:
 
 
 class Problems:
-    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, lifecycle: Lifecycle,
                  clock: Callable[[], datetime], answers: AnswerWriter | None = None) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.clock = clock
         self.answers = answers
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def find(self, session: Session, name: str) -> Problem | None:
         """This mailbox's problem called `name`."""
@@ -215,7 +220,8 @@ class Problems:
         """
         parsed = parse_reply(text, now=self.clock(), timezone=self.config.shop.timezone,
                              languages=self.config.shop.languages,
-                             agents=self.config.agents.addresses)
+                             agents=self.config.agents.addresses,
+                             reasons=self.config.reasons.known)
         errors = [*parsed.errors, *problem_command_errors(parsed.commands)]
         versions = Versions(()) if parsed.is_note else split_versions(parsed.body)
         errors += [CommandError("(text)", message) for message in versions.errors]
