@@ -2,7 +2,7 @@
 
 The pipeline and the parse floor run in this process on the same bytes. End-to-end, latency and
 the backlog run the real `incidencias run` daemon as a subprocess against a real Dovecot and an
-aiosmtpd sink (tests/mailservers.py), because that is what a shop runs.
+aiosmtpd sink (tests/helpers/mailservers.py), because that is what a shop runs.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from email import policy
 from pathlib import Path
 
 import mailparser
-from mailservers import Dovecot, SmtpSink
+from helpers.mailservers import Dovecot, SmtpSink
 from sqlalchemy import insert, select
 
 from bench import setup
 from bench.setup import REPO, write_config
 from bench.workload import Workload, generate, threading_correctness
 from daemon.config import load_settings
-from daemon.ingest import Source
-from daemon.models import Direction, Message, RawMessage, Ticket
-from daemon.service import Components, build
+from daemon.runtime.service import Components, build
+from daemon.storage.models import Direction, Message, RawMessage, Ticket
+from daemon.tickets.router import Source
 
 DAEMON_READY = "watching"
 STAGING = "Staging"

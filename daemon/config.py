@@ -31,8 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.business_hours import WEEKDAYS
-from daemon.rate_limits import Rate
+from daemon.outbound.rate_limits import Rate
+from daemon.tickets.business_hours import WEEKDAYS
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

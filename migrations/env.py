@@ -1,9 +1,9 @@
-"""Alembic environment: runs against the engine the daemon hands over (see daemon.db)."""
+"""Alembic environment: runs against the engine the daemon hands over (see daemon.storage.db)."""
 
 from alembic import context
 from sqlalchemy import Engine
 
-from daemon.models import Base
+from daemon.storage.models import Base
 
 engine: Engine = context.config.attributes["engine"]
 with engine.begin() as connection:

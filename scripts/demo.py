@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness import (  # noqa: E402
+from helpers.harness import (  # noqa: E402
     SHOP_USER,
     cli,
     customer_email,
@@ -23,7 +23,7 @@ from harness import (  # noqa: E402
     wait_until,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink  # noqa: E402
+from helpers.mailservers import Dovecot, SmtpSink  # noqa: E402
 
 CUSTOMERS = [
     ("Lucía Fernández", "lucia@example.net", "Mi pedido 4411 no ha llegado",

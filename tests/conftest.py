@@ -14,9 +14,9 @@ if str(TESTS_DIR) not in sys.path:
     # Lets test modules import helpers such as mailservers and corpusdata under any import mode.
     sys.path.insert(0, str(TESTS_DIR))
 
-import figures  # noqa: E402
-from mailservers import Dovecot, SmtpSink, find_dovecot  # noqa: E402
-from pgserver import PostgresServer, driver_installed, find_postgres, shared_server  # noqa: E402
+from helpers import figures  # noqa: E402
+from helpers.mailservers import Dovecot, SmtpSink, find_dovecot  # noqa: E402
+from helpers.pgserver import PostgresServer, driver_installed, find_postgres, shared_server  # noqa: E402
 
 _LOG_START = pytest.StashKey[int]()
 
@@ -99,7 +99,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the fault suite measured (tests/figures.py), when any of it ran."""
+    """Print what the fault suite measured (tests/helpers/figures.py), when any of it ran."""
     lines = figures.summary_lines()
     if lines:
         terminalreporter.section(figures.HEADING)

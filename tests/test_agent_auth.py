@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.agent_auth import ANY_AGENT, authenticated_domain, check_agent, notification_id
-from daemon.message import Address, ParsedMessage
+from daemon.mail.authenticity import ANY_AGENT, authenticated_domain, check_agent, notification_id
+from daemon.mail.message import Address, ParsedMessage
 
 SECRET = b"s3cret"
 AGENTS = ["ana@shop.example", "luis@shop.example"]

@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from daemon.allocator import limit_arenas
+from daemon.mail.allocator import limit_arenas
 
 _GLIBC = hasattr(ctypes.CDLL(None), "mallopt")
 

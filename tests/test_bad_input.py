@@ -10,18 +10,18 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from daemon import db
-from daemon.compose import safe_filename
 from daemon.config import Config, Secrets, Settings
-from daemon.ingest import Outcome
-from daemon.models import Attachment, Message, OutboxItem, RawMessage, Ticket
-from daemon.parsing import clean_header_text
-from daemon.service import Components, assemble
+from daemon.mail.parsing import clean_header_text
+from daemon.outbound.compose import safe_filename
+from daemon.runtime.service import Components, assemble
+from daemon.storage import db
+from daemon.storage.models import Attachment, Message, OutboxItem, RawMessage, Ticket
+from daemon.tickets.router import Outcome
 
 SHOP = "incidencias@example.com"
 AGENTS = ("ana@example.com", "luis@example.com")

@@ -10,19 +10,19 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from corpusdata import CorpusMessage, corpus_messages
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.corpusdata import CorpusMessage, corpus_messages
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from daemon import db
-from daemon.bounces import Returned, judge, suppressed_until
-from daemon.classify import Classification, Kind, classify
 from daemon.config import Config, Secrets, Settings
-from daemon.models import Message, OutboxItem, RawMessage, SuppressedAddress, Ticket
-from daemon.parsing import parse
-from daemon.service import Components, assemble
+from daemon.mail.classify import Classification, Kind, classify
+from daemon.mail.parsing import parse
+from daemon.runtime.service import Components, assemble
+from daemon.storage import db
+from daemon.storage.models import Message, OutboxItem, RawMessage, SuppressedAddress, Ticket
+from daemon.tickets.bounces import Returned, judge, suppressed_until
 
 SHOP = "incidencias@example.com"
 AGENTS = ("ana@example.com", "luis@example.com")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from daemon.business_hours import in_window, next_window
+from daemon.tickets.business_hours import in_window, next_window
 
 MADRID = "Europe/Madrid"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat")

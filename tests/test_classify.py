@@ -8,11 +8,11 @@ from email.message import Message
 from email.policy import Policy
 
 import pytest
-from corpusdata import CorpusMessage, corpus_messages
+from helpers.corpusdata import CorpusMessage, corpus_messages
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.classify import Classification, Kind, classify
+from daemon.mail.classify import Classification, Kind, classify
 
 SHOP = "incidencias@tienda.example"
 POLICIES = [email.policy.compat32, email.policy.default]

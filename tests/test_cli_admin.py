@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import SHOP_USER, cli, customer_email, run_once, tickets, write_config
-from mailservers import Dovecot, SmtpSink
+from helpers.harness import SHOP_USER, cli, customer_email, run_once, tickets, write_config
+from helpers.mailservers import Dovecot, SmtpSink
 
 
 def _json(config: Path, *args: str) -> Any:

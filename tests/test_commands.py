@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from daemon.commands import ParsedReply, command_help, parse_reply
+from daemon.tickets.agents.commands import ParsedReply, command_help, parse_reply
 
 # Monday 23 November 2026, 11:00 in Madrid (UTC+1).
 NOW = datetime(2026, 11, 23, 10, 0)

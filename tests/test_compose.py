@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from daemon.compose import Copy, Thread, compose
-from daemon.message import Attachment
-from daemon.rendering import Rendered
+from daemon.mail.message import Attachment
+from daemon.outbound.compose import Copy, Thread, compose
+from daemon.outbound.rendering import Rendered
 
 _TEXT = ("Hola María,  \n.una línea que empieza con punto\nFrom here on\n" + "palabra " * 40
          + "\n\ttabulada\t\nfin")

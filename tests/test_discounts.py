@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pgserver import PostgresServer, unique_name
+from helpers.pgserver import PostgresServer, unique_name
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db, discounts
-from daemon.discounts import (
+from daemon.storage import db
+from daemon.storage.models import DiscountCode, Ticket
+from daemon.tickets import discounts
+from daemon.tickets.discounts import (
     ALPHABET,
     CodePool,
     Discount,
@@ -33,7 +35,6 @@ from daemon.discounts import (
     parse_pool,
     pool_remaining,
 )
-from daemon.models import DiscountCode, Ticket
 
 NOW = datetime(2026, 11, 23, 10, 30, 5)
 HANG_GUARD = 60  # seconds; only stops a broken implementation from hanging the suite

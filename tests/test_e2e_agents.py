@@ -7,8 +7,8 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from figures import record
-from harness import (
+from helpers.figures import record
+from helpers.harness import (
     SHOP_ADDRESS,
     SHOP_USER,
     run_once,
@@ -18,7 +18,7 @@ from harness import (
     to_customers,
     write_config,
 )
-from mailservers import CapturedMail, Dovecot, SmtpSink
+from helpers.mailservers import CapturedMail, Dovecot, SmtpSink
 
 PHOTO = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
 

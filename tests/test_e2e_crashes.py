@@ -18,15 +18,23 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dbcheck import DatabaseView
-from figures import record
-from harness import SHOP_USER, customer_email, run_once, start_daemon, to_customers, wait_until, write_config
-from mailservers import CapturedMail, Dovecot, SmtpSink
+from helpers.dbcheck import DatabaseView
+from helpers.figures import record
+from helpers.harness import (
+    SHOP_USER,
+    customer_email,
+    run_once,
+    start_daemon,
+    to_customers,
+    wait_until,
+    write_config,
+)
+from helpers.mailservers import CapturedMail, Dovecot, SmtpSink
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from daemon.models import OutboxItem, OutboxStatus, RawMessage
+from daemon.storage.models import OutboxItem, OutboxStatus, RawMessage
 
 SEED = int(os.environ.get("INCIDENCIAS_CRASH_SEED", "20260302"))
 TRIALS = 30

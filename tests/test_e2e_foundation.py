@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from figures import record
-from harness import (
+from helpers.figures import record
+from helpers.harness import (
     SHOP_ADDRESS,
     SHOP_USER,
     customer_email,
@@ -19,7 +19,7 @@ from harness import (
     wait_until,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink
+from helpers.mailservers import Dovecot, SmtpSink
 
 
 def _ids(header: str | None) -> list[str]:

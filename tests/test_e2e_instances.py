@@ -12,15 +12,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from figures import record
-from harness import cli, customer_email, start_daemon, stop_daemon, wait_until
-from mailservers import Dovecot, SmtpSink
-from multishop import DOS, DOS_ADDRESS, UNO, UNO_ADDRESS, write_two_shops
-from pgserver import PostgresServer, unique_name
+from helpers.figures import record
+from helpers.harness import cli, customer_email, start_daemon, stop_daemon, wait_until
+from helpers.mailservers import Dovecot, SmtpSink
+from helpers.multishop import DOS, DOS_ADDRESS, UNO, UNO_ADDRESS, write_two_shops
+from helpers.pgserver import PostgresServer, unique_name
 from sqlalchemy import Engine, Select, create_engine, func, select
 
-from daemon.mailbox_lock import AdvisoryLock
-from daemon.models import Message, OutboxItem, OutboxStatus, RawMessage, Ticket
+from daemon.inbound.mailbox_lock import AdvisoryLock
+from daemon.storage.models import Message, OutboxItem, OutboxStatus, RawMessage, Ticket
 
 BACKLOG = 20  # per mailbox: 16 new tickets and 4 follow-ups
 TAKEOVER_LIMIT = 60.0

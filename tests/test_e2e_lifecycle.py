@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from harness import (
+from helpers.harness import (
     SHOP_USER,
     cli,
     customer_email,
@@ -17,7 +17,7 @@ from harness import (
     to_customers,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink
+from helpers.mailservers import Dovecot, SmtpSink
 from test_e2e_agents import _reply
 
 ALWAYS_OPEN = 'hours = "00:00-24:00"\ndays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'

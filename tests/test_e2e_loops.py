@@ -9,9 +9,9 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
-from figures import record
-from harness import SHOP_USER, customer_email, run_once, tickets, write_config
-from mailservers import CapturedMail, Dovecot, SmtpSink
+from helpers.figures import record
+from helpers.harness import SHOP_USER, customer_email, run_once, tickets, write_config
+from helpers.mailservers import CapturedMail, Dovecot, SmtpSink
 
 PER_ADDRESS = 3  # the short rung below: the whole test runs well inside its 10 minutes
 LIMITS = """

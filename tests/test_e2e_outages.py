@@ -9,9 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dbcheck import DatabaseView
-from figures import record
-from harness import (
+from helpers.dbcheck import DatabaseView
+from helpers.figures import record
+from helpers.harness import (
     SHOP_ADDRESS,
     SHOP_USER,
     cli,
@@ -22,11 +22,11 @@ from harness import (
     wait_until,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink
-from pgserver import PostgresServer
+from helpers.mailservers import Dovecot, SmtpSink
+from helpers.pgserver import PostgresServer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from daemon.models import OutboxItem, OutboxStatus, RawMessage
+from daemon.storage.models import OutboxItem, OutboxStatus, RawMessage
 
 RECOVERY_LIMIT = 30.0
 OUTBOX_SWEEP = 15  # seconds between the daemon's outbox sweeps (daemon/service.py)

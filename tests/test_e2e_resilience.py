@@ -8,10 +8,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from corpusdata import corpus_messages
-from dbcheck import DatabaseView
-from figures import record
-from harness import (
+from helpers.corpusdata import corpus_messages
+from helpers.dbcheck import DatabaseView
+from helpers.figures import record
+from helpers.harness import (
     SHOP_USER,
     customer_email,
     run_once,
@@ -19,9 +19,9 @@ from harness import (
     wait_until,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink, to_crlf
+from helpers.mailservers import Dovecot, SmtpSink, to_crlf
 
-from daemon.models import RawMessage
+from daemon.storage.models import RawMessage
 
 
 def test_every_corpus_message_ends_in_a_ticket_or_in_quarantine_with_its_raw_bytes_kept(

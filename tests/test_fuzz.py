@@ -21,21 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from corpusdata import corpus_messages
-from dbcheck import migrated_engine
-from figures import record
+from helpers.corpusdata import corpus_messages
+from helpers.dbcheck import migrated_engine
+from helpers.figures import record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db
 from daemon.config import Config, Secrets, Settings
-from daemon.ingest import Ingestor, Outcome
-from daemon.models import Message, OutboxItem, RawMessage, RawOutcome, Ticket
-from daemon.parsing import bounded_fields
-from daemon.service import assemble
+from daemon.mail.parsing import bounded_fields
+from daemon.runtime.service import assemble
+from daemon.storage import db
+from daemon.storage.models import Message, OutboxItem, RawMessage, RawOutcome, Ticket
+from daemon.tickets.router import Ingestor, Outcome
 
 NOW = datetime(2026, 3, 2, 10, 0)
 SHOP = "incidencias@example.com"

@@ -12,18 +12,18 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from dbcheck import DatabaseView, fresh_database_url
-from harness import SHOP_ADDRESS, cli, write_config
-from mailservers import Dovecot, SmtpSink
-from multishop import DOS, UNO, write_two_shops
+from helpers.dbcheck import DatabaseView, fresh_database_url
+from helpers.harness import SHOP_ADDRESS, cli, write_config
+from helpers.mailservers import Dovecot, SmtpSink
+from helpers.multishop import DOS, UNO, write_two_shops
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.config import load_settings
-from daemon.mbox_import import chronological, message_date
-from daemon.models import Message, OutboxItem, Ticket
-from daemon.progress import ProgressLine, bar
-from daemon.service import build
+from daemon.inbound.mbox_import import chronological, message_date
+from daemon.runtime.progress import ProgressLine, bar
+from daemon.runtime.service import build
+from daemon.storage.models import Message, OutboxItem, Ticket
 
 START = datetime(2025, 3, 3, 8, 0)
 SUBJECTS = ("Pedido {n} no ha llegado", "Talla equivocada en el pedido {n}",

@@ -9,19 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon import db, ingest
 from daemon.config import Config, Secrets, Settings
-from daemon.ingest import Ingestor, Source
-from daemon.language import detect_language
-from daemon.lifecycle import days_until_update
-from daemon.models import Message, OutboxItem, RawMessage, Ticket
-from daemon.service import assemble
+from daemon.mail.language import detect_language
+from daemon.runtime.service import assemble
+from daemon.storage import db
+from daemon.storage.models import Message, OutboxItem, RawMessage, Ticket
+from daemon.tickets import router as ingest
+from daemon.tickets.lifecycle import days_until_update
+from daemon.tickets.router import Ingestor, Source
 
 NOW = datetime(2026, 3, 2, 10, 0)
 

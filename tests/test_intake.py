@@ -10,17 +10,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from imapclient.exceptions import LoginError
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from daemon import db
 from daemon.config import Config, Secrets, Settings
-from daemon.intake import Intake
-from daemon.models import OutboxItem, Ticket
-from daemon.service import Components, assemble
+from daemon.inbound.intake import Intake
+from daemon.runtime.service import Components, assemble
+from daemon.storage import db
+from daemon.storage.models import OutboxItem, Ticket
 
 ADMIN = "sysadmin@example.com"
 
@@ -97,7 +97,7 @@ class ArrivingInbox:
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real backoff doubles up to a minute; the behaviour under test is the same at 10 ms."""
-    monkeypatch.setattr("daemon.intake._MAX_BACKOFF", 0.01)
+    monkeypatch.setattr("daemon.inbound.intake._MAX_BACKOFF", 0.01)
 
 
 @pytest.fixture

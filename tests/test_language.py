@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from language_samples import SAMPLES
+from helpers.language_samples import SAMPLES
 
-from daemon.language import detect_language, language_from_header
+from daemon.mail.language import detect_language, language_from_header
 
 SHOP = ("es", "fr", "en")
 NO_ANSWER = "und"  # a default no sample has, so an uncertain detection counts as a miss

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from daemon import db
-from daemon.agent_auth import notification_id
 from daemon.config import Config, Secrets, Settings
-from daemon.models import OutboxItem, Promise, Ticket
-from daemon.service import Components, assemble
+from daemon.mail.authenticity import notification_id
+from daemon.runtime.service import Components, assemble
+from daemon.storage import db
+from daemon.storage.models import OutboxItem, Promise, Ticket
 
 SECRET = "lifecycle-secret"
 MONDAY_10 = datetime(2026, 3, 2, 9, 0)  # 10:00 in Madrid

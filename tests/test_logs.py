@@ -6,10 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-from harness import SHOP_USER, cli, customer_email, write_config
-from mailservers import Dovecot, SmtpSink
+from helpers.harness import SHOP_USER, cli, customer_email, write_config
+from helpers.mailservers import Dovecot, SmtpSink
 
-from daemon.logs import JournalFormatter, JsonFormatter, stderr_is_journal
+from daemon.runtime.logs import JournalFormatter, JsonFormatter, stderr_is_journal
 
 
 def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from dbcheck import fresh_database_url
-from harness import customer_email, start_daemon, stop_daemon, tickets, wait_until
-from mailservers import Dovecot, SmtpSink
-from multishop import DOS, DOS_ADDRESS, DOS_AGENTS, UNO, UNO_ADDRESS, UNO_AGENTS, write_two_shops
-from pgserver import PostgresServer, unique_name
+from helpers.dbcheck import fresh_database_url
+from helpers.harness import customer_email, start_daemon, stop_daemon, tickets, wait_until
+from helpers.mailservers import Dovecot, SmtpSink
+from helpers.multishop import DOS, DOS_ADDRESS, DOS_AGENTS, UNO, UNO_ADDRESS, UNO_AGENTS, write_two_shops
+from helpers.pgserver import PostgresServer, unique_name
 from sqlalchemy import select, text
 
-from daemon import db
 from daemon.config import ConfigError, load_settings
-from daemon.ingest import Source
-from daemon.mailbox_lock import AdvisoryLock, SingleInstance, lock_key, make_lock
-from daemon.mailbox_work import MailboxWorker, MailboxWorkers
-from daemon.models import OutboxItem, RawOutcome, Ticket
-from daemon.service import Components, build_mailboxes
+from daemon.inbound.mailbox_lock import AdvisoryLock, SingleInstance, lock_key, make_lock
+from daemon.inbound.mailbox_work import MailboxWorker, MailboxWorkers
+from daemon.runtime.service import Components, build_mailboxes
+from daemon.storage import db
+from daemon.storage.models import OutboxItem, RawOutcome, Ticket
+from daemon.tickets.router import Source
 
 TWO_SHOPS = """
 [smtp]

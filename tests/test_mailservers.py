@@ -11,7 +11,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import imapclient
 import pytest
-from mailservers import Dovecot, DovecotError, SmtpSink, to_crlf
+from helpers.mailservers import Dovecot, DovecotError, SmtpSink, to_crlf
 
 RAW = b"From: Cliente <customer@example.net>\nTo: incidencias@example.com\nSubject: Pedido 42\n\nHola\n"
 

@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import SHOP_USER, customer_email, start_daemon, stop_daemon, wait_until, write_config
-from mailservers import Dovecot, SmtpSink
+from helpers.harness import SHOP_USER, customer_email, start_daemon, stop_daemon, wait_until, write_config
+from helpers.mailservers import Dovecot, SmtpSink
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.config import MetricsConfig, listen_address

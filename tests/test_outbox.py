@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbcheck import migrated_engine
-from mailservers import SmtpSink
-from outboxrows import delivered, queue_rows, sender_for
+from helpers.dbcheck import migrated_engine
+from helpers.mailservers import SmtpSink
+from helpers.outboxrows import delivered, queue_rows, sender_for
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from daemon import db
-from daemon.models import OutboxItem, OutboxStatus
+from daemon.storage import db
+from daemon.storage.models import OutboxItem, OutboxStatus
 
 
 @pytest.fixture

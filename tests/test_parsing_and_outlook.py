@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.outlook import new_thread_index, reply_thread_index
-from daemon.parsing import ParseError, clean_header_text, message_ids, normalise_message_id, parse
+from daemon.mail.outlook import new_thread_index, reply_thread_index
+from daemon.mail.parsing import ParseError, clean_header_text, message_ids, normalise_message_id, parse
 
 
 def test_encoded_subject_and_sender_name_are_decoded() -> None:

@@ -14,15 +14,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from harness import cli, write_config
-from mailservers import Dovecot, SmtpSink
-from outboxrows import delivered, queue_rows, sender_for
-from pgserver import PostgresServer, unique_name
+from helpers.harness import cli, write_config
+from helpers.mailservers import Dovecot, SmtpSink
+from helpers.outboxrows import delivered, queue_rows, sender_for
+from helpers.pgserver import PostgresServer, unique_name
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from daemon import db
-from daemon.models import Base, OutboxItem, OutboxStatus, Ticket
+from daemon.storage import db
+from daemon.storage.models import Base, OutboxItem, OutboxStatus, Ticket
 
 ROWS = 60
 

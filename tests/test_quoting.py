@@ -18,12 +18,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from corpusdata import LOCAL, corpus_file
+from helpers.corpusdata import LOCAL, corpus_file
 from hypothesis import given
 from hypothesis import strategies as st
 from inscriptis import get_text
 
-from daemon.quoting import split_reply, visible_text
+from daemon.mail.quoting import split_reply, visible_text
 
 EXPECTED = Path(__file__).parent / "quoting_expected"
 TARGET_LANGUAGES = ("en", "es", "fr", "de")

@@ -8,17 +8,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dbcheck import migrated_engine
-from harness import customer_email
+from helpers.dbcheck import migrated_engine
+from helpers.harness import customer_email
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from daemon import db
-from daemon.compose import Thread
 from daemon.config import Config, ConfigError, Secrets, Settings, load_settings, parse_rate
-from daemon.models import Message, OutboxItem, Ticket
-from daemon.rate_limits import exceeded, lookback
-from daemon.service import Components, assemble
+from daemon.outbound.compose import Thread
+from daemon.outbound.rate_limits import exceeded, lookback
+from daemon.runtime.service import Components, assemble
+from daemon.storage import db
+from daemon.storage.models import Message, OutboxItem, Ticket
 
 NOW = datetime(2026, 3, 2, 9, 0)
 TEN_MINUTES = parse_rate("3/10m")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.rendering import (
+from daemon.outbound.rendering import (
     Renderer,
     TemplateError,
     TemplateProblem,
@@ -19,7 +19,7 @@ from daemon.rendering import (
     text_to_html,
     tidy_text,
 )
-from daemon.template_samples import (
+from daemon.outbound.template_samples import (
     AGENT_TEMPLATES,
     CUSTOMER_TEMPLATES,
     sample_context,

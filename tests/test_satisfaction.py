@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.satisfaction import satisfaction_score
+from daemon.tickets.satisfaction import satisfaction_score
 
 
 @pytest.mark.parametrize(("text", "score"), [("5", 5), (" 4.\n", 4), ("3/5", 3), ("2 de 5", 2),

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from daemon.matching import match_ticket
-from daemon.message import Address, ParsedMessage
-from daemon.subjects import subject_key, tagged, ticket_tag
+from daemon.mail.message import Address, ParsedMessage
+from daemon.mail.subjects import subject_key, tagged, ticket_tag
+from daemon.tickets.threading import match_ticket
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from harness import (
+from helpers.harness import (
     SHOP_USER,
     customer_email,
     start_daemon,
@@ -27,12 +27,12 @@ from harness import (
     wait_until,
     write_config,
 )
-from mailservers import Dovecot, SmtpSink
+from helpers.mailservers import Dovecot, SmtpSink
 
 from daemon.config import Config
-from daemon.health import Snapshot, status_line
-from daemon.reload import merge, needing_restart
-from daemon.sd_notify import Notifier, socket_address, watchdog_interval
+from daemon.runtime.health import Snapshot, status_line
+from daemon.runtime.reload import merge, needing_restart
+from daemon.runtime.sd_notify import Notifier, socket_address, watchdog_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "incidencias.service"
@@ -309,8 +309,8 @@ class _Imap:
 
 
 def test_ready_waits_for_both_smtp_and_imap_and_the_status_says_what_is_missing(tmp_path: Path) -> None:
-    from daemon import db
-    from daemon.supervision import Supervision
+    from daemon.runtime.supervision import Supervision
+    from daemon.storage import db
 
     engine = db.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
     db.upgrade(engine)

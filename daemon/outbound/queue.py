@@ -1,0 +1,210 @@
+"""Queue outgoing mail inside the caller's transaction: render → compose → outbox (+ history).
+
+Customers get mail in their language, threaded on their conversation; agents get one mail each
+(in `[agents] language`) whose Message-ID carries their signed token, so their reply proves itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from daemon.config import Config
+from daemon.mail.authenticity import ANY_AGENT, notification_id
+from daemon.mail.message import Attachment
+from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
+from daemon.outbound.rate_limits import exceeded, lookback
+from daemon.outbound.rendering import Renderer
+from daemon.storage.models import Direction, Message, OutboxItem, SuppressedAddress, Ticket
+from daemon.tickets.agents.commands import command_help
+
+log = logging.getLogger("daemon.mailer")
+
+_THREAD_DEPTH = 20
+
+
+class Mailer:
+    def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
+                 agent_secret: bytes) -> None:
+        self.config = config
+        self.renderer = renderer
+        self.clock = clock
+        self.agent_secret = agent_secret
+        # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
+        self.silent = False
+        # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
+        self.withheld: Counter[str] = Counter()
+
+    def shop_context(self) -> dict[str, str | None]:
+        shop = self.config.shop
+        return {"name": shop.name, "address": shop.address, "phone": shop.phone, "web": shop.web,
+                "signature": shop.signature}
+
+    def customer_thread(self, session: Session, ticket: Ticket) -> Thread:
+        """In-Reply-To the customer's latest message, References the conversation so far.
+
+        Only ids the customer has seen are named: never an agent's own message or a note.
+        """
+        rows = session.execute(
+            select(Message.message_id, Message.direction).where(
+                Message.ticket_id == ticket.id,
+                Message.direction.in_((Direction.IN, Direction.OUT)))
+            .order_by(Message.id)
+        ).all()
+        latest_in = next((mid for mid, d in reversed(rows) if d == Direction.IN), None)
+        chain = [mid for mid, _ in rows][-_THREAD_DEPTH:]
+        return Thread(in_reply_to=latest_in, references=tuple(m for m in chain if m != latest_in),
+                      thread_index=ticket.thread_index)
+
+    def to_customer(self, session: Session, ticket: Ticket, template: str,
+                    variables: Mapping[str, Any], *, kind: str, thread: Thread,
+                    automatic: str | None, direction: str = Direction.OUT,
+                    attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
+                    ) -> bool:
+        """Queue a mail to the customer and record it in the ticket's history; False when silent
+        or when an automatic mail is withheld (suppressed address, rate limit)."""
+        if self.silent:
+            return False
+        now = self.clock()
+        if automatic is not None and self._withhold(session, ticket, kind, now):
+            return False
+        shop = self.config.shop
+        rendered = self.renderer.render(
+            template, ticket.language,
+            {"shop": self.shop_context(),
+             "ticket": {"number": ticket.id, "subject": ticket.subject,
+                        "customer_name": ticket.customer_name},
+             **variables},
+            fallback_language=shop.default_language)
+        outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
+                           shop_address=shop.address,
+                           copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
+                           rendered=rendered, language=ticket.language, thread=thread,
+                           automatic=automatic, now=now, attachments=attachments)
+        self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
+        [message_id] = [mail.message_id for mail in outgoing]
+        name, email = author or (shop.name, shop.address)
+        session.add(Message(ticket_id=ticket.id, direction=direction,
+                            message_id=message_id, in_reply_to=thread.in_reply_to or "",
+                            references=" ".join(thread.references), from_email=email,
+                            from_name=name, to=ticket.customer_email, subject=rendered.subject,
+                            text=variables.get("text") or rendered.text, full_text=rendered.text,
+                            kind=kind, created_at=now))
+        ticket.last_outbound_at = now
+        ticket.updated_at = now
+        return True
+
+    def to_agents(self, session: Session, ticket: Ticket | None, template: str,
+                  variables: Mapping[str, Any], *, kind: str, recipients: Sequence[str],
+                  from_name: str | None = None, attachments: Sequence[Attachment] = ()) -> int:
+        """One copy per agent, each with its own signed Message-ID; returns how many were queued."""
+        if self.silent:
+            return 0
+        shop = self.config.shop
+        domain = shop.address.rpartition("@")[2]
+        number = ticket.id if ticket is not None else 0
+        notify = set(self.config.agents.notify)
+        copies = [Copy((("", recipient),), notification_id(
+                      self.agent_secret, number, ANY_AGENT if recipient in notify else recipient,
+                      domain))
+                  for recipient in dict.fromkeys(recipients)]
+        if not copies:
+            return 0
+        now = self.clock()
+        context = {"shop": self.shop_context(), "commands": command_help(),
+                   "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
+                   **variables}
+        rendered = self.renderer.render(template, self.config.agents.language, context,
+                                        fallback_language="en")
+        self._enqueue(session, ticket, compose(
+            kind=kind, ticket=number, shop_name=shop.name, shop_address=shop.address, copies=copies,
+            rendered=rendered, language=self.config.agents.language, thread=Thread(),
+            automatic="auto-generated", now=now, from_name=from_name, attachments=attachments), now)
+        return len(copies)
+
+    def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
+        """The ticket summary agents see: status, age, language, last contact, message count."""
+        zone = ZoneInfo(self.config.shop.timezone)
+        count = session.scalar(select(func.count()).select_from(Message)
+                               .where(Message.ticket_id == ticket.id)) or 0
+        return {
+            "number": ticket.id, "subject": ticket.subject, "customer_name": ticket.customer_name,
+            "status": ticket.status, "language": ticket.language,
+            "created_at": _shop_time(ticket.created_at, zone),
+            "age_days": max(0, (self.clock() - ticket.created_at).days),
+            "last_contact": (_shop_time(ticket.last_outbound_at, zone)
+                             if ticket.last_outbound_at else None),
+            "message_count": count,
+        }
+
+    def all_agents(self) -> list[str]:
+        return [*self.config.agents.addresses, *self.config.agents.notify]
+
+    def _withhold(self, session: Session, ticket: Ticket, kind: str, now: datetime) -> bool:
+        """Keep automatic mail from an address that hard-bounced or is over a rate limit.
+
+        The ticket's history gets a note saying so, and its clock moves on as if the mail had gone,
+        so the scheduler does not try again every sweep.
+        """
+        cause, why = self._why_withheld(session, ticket, now)
+        if cause is None:
+            return False
+        self.withheld[cause] += 1
+        log.warning("ticket=%d automatic %s to %s not sent: %s", ticket.id, kind,
+                    ticket.customer_email, why)
+        shop = self.config.shop
+        session.add(Message(ticket_id=ticket.id, direction=Direction.NOTE,
+                            message_id=new_message_id(shop.address.rpartition("@")[2], ticket.id,
+                                                      f"withheld-{kind}"),
+                            from_email=shop.address, from_name=shop.name, to=ticket.customer_email,
+                            subject=f"{kind} not sent", text=f"Automatic {kind} not sent: {why}.",
+                            full_text=f"Automatic {kind} not sent: {why}.", kind=f"withheld-{kind}",
+                            created_at=now))
+        ticket.last_outbound_at = now
+        ticket.updated_at = now
+        return True
+
+    def _why_withheld(self, session: Session, ticket: Ticket, now: datetime
+                      ) -> tuple[str | None, str]:
+        address = ticket.customer_email
+        suppressed = session.get(SuppressedAddress, address)
+        if suppressed is not None and suppressed.until > now:
+            return "suppressed", (f"the address hard-bounced, no automatic mail until "
+                                  f"{suppressed.until:%Y-%m-%d %H:%M} UTC ({suppressed.reason[:200]})")
+        limits = self.config.limits
+        for ladder, scope, where in (
+                (limits.automatic_per_address, f"address {address}", OutboxItem.recipients == address),
+                (limits.automatic_per_ticket, f"ticket #{ticket.id}", OutboxItem.ticket_id == ticket.id)):
+            window, most = lookback(ladder)
+            if not most:
+                continue
+            sent = session.scalars(
+                select(OutboxItem.created_at)
+                .where(OutboxItem.automatic.is_(True), where, OutboxItem.created_at > now - window)
+                .order_by(OutboxItem.created_at.desc()).limit(most)).all()
+            rate = exceeded(ladder, sent, now)
+            if rate is not None:
+                return "rate-limited", f"rate limit {rate} for {scope} reached"
+        return None, ""
+
+    def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Sequence[Outgoing],
+                 now: datetime, automatic: bool = False) -> None:
+        """One bulk INSERT for all copies: the rows are never read back in this transaction, so
+        they need no ORM objects (one per row cost more than composing the mail)."""
+        session.execute(insert(OutboxItem), [
+            {"ticket_id": ticket.id if ticket is not None else None, "kind": mail.kind,
+             "message_id": mail.message_id, "mail_from": mail.mail_from,
+             "recipients": "\n".join(mail.recipients), "raw": mail.raw, "created_at": now,
+             "next_attempt_at": now, "automatic": automatic}
+            for mail in outgoing])
+
+
+def _shop_time(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,1 @@
+"""The running service: wiring, supervision, systemd notify, metrics, health, logs, reload."""

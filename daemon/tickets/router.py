@@ -1,0 +1,461 @@
+"""One received email's journey: keep raw → parse → classify → thread → apply → compose → outbox.
+
+Everything a message causes (ticket change, stored message, outgoing mail) commits in one
+transaction, together with the raw bytes, so a crash leaves either all of it or none of it.
+A message that cannot be processed is stored raw as quarantined with the error instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import Message as EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from daemon.config import Config
+from daemon.mail.authenticity import AgentCheck, check_agent
+from daemon.mail.classify import Classification, Kind, classify
+from daemon.mail.language import detect_language
+from daemon.mail.message import ParsedMessage
+from daemon.mail.parsing import ParseError, parse, parse_headers
+from daemon.mail.quoting import visible_text
+from daemon.mail.subjects import subject_key
+from daemon.outbound.compose import Thread
+from daemon.outbound.queue import Mailer
+from daemon.storage.models import (
+    AgentWarning,
+    Attachment,
+    Direction,
+    Message,
+    OutboxItem,
+    RawMessage,
+    RawOutcome,
+    SuppressedAddress,
+    Ticket,
+    TicketStatus,
+)
+from daemon.storage.queries import TicketStore
+from daemon.tickets.agents.replies import AgentReplies
+from daemon.tickets.bounces import BounceVerdict, Returned, judge, suppressed_until
+from daemon.tickets.lifecycle import Lifecycle, days_until_update
+from daemon.tickets.satisfaction import satisfaction_score
+from daemon.tickets.threading import match_ticket
+
+log = logging.getLogger("daemon.ingest")
+
+_WARN_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a raw message was fetched from, so a restart can tell it was already handled."""
+
+    folder: str = ""
+    uidvalidity: int | None = None
+    uid: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one raw message; `outcome` is a RawOutcome value."""
+
+    outcome: str
+    ticket: int | None
+    raw_id: int
+    queued: int = 0
+    new_ticket: bool = False
+    error: str | None = None
+    already_handled: bool = False
+
+
+class Ingestor:
+    """Applies received mail to tickets; the clock and the database are passed in."""
+
+    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+                 sessions: sessionmaker[Session], clock: Callable[[], datetime],
+                 agent_secret: bytes) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.clock = clock
+        self.agent_secret = agent_secret
+        self.mailer = mailer
+        self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
+
+    def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
+        """Store and process one message; never raises for bad mail, only for database trouble."""
+        sha = hashlib.sha256(raw).hexdigest()
+        try:
+            with self.sessions.begin() as session:
+                known = _already_handled(session, sha)
+                if known is not None:
+                    return known
+                row = RawMessage(sha256=sha, size=len(raw), raw=raw, folder=source.folder,
+                                 uidvalidity=source.uidvalidity, uid=source.uid,
+                                 outcome=RawOutcome.TICKET, received_at=self.clock())
+                session.add(row)
+                return self._apply(session, raw, row)
+        except OperationalError:
+            raise
+        except IntegrityError:
+            with self.sessions.begin() as session:
+                known = _already_handled(session, sha)
+            if known is not None:
+                return known
+            return self._quarantine(raw, sha, source, "database integrity error while storing")
+        except Exception as exc:
+            log.warning("quarantined message sha256=%s: %s: %s", sha[:12], type(exc).__name__, exc)
+            return self._quarantine(raw, sha, source, f"{type(exc).__name__}: {exc}")
+
+    def _quarantine(self, raw: bytes, sha: str, source: Source, error: str) -> Outcome:
+        with self.sessions.begin() as session:
+            row = RawMessage(sha256=sha, size=len(raw), raw=raw, folder=source.folder,
+                             uidvalidity=source.uidvalidity, uid=source.uid,
+                             outcome=RawOutcome.QUARANTINED, error=error[:2000],
+                             received_at=self.clock())
+            session.add(row)
+            session.flush()
+            return Outcome(RawOutcome.QUARANTINED, None, row.id, error=error)
+
+    def replay(self, raw_id: int) -> Outcome:
+        """Process a quarantined message's stored bytes again, e.g. once the ticket it answers exists.
+
+        Success turns the row into a ticket or duplicate outcome; another failure keeps it
+        quarantined with the new error. Raises LookupError for a row that is not quarantined.
+        """
+        try:
+            with self.sessions.begin() as session:
+                row = session.get(RawMessage, raw_id, with_for_update=True)
+                if row is None or row.outcome != RawOutcome.QUARANTINED:
+                    raise LookupError(f"no quarantined message {raw_id}")
+                row.outcome, row.error = RawOutcome.TICKET, None
+                return self._apply(session, row.raw, row)
+        except (OperationalError, LookupError):
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with self.sessions.begin() as session:
+                session.get_one(RawMessage, raw_id).error = error[:2000]
+            return Outcome(RawOutcome.QUARANTINED, None, raw_id, error=error)
+
+    def _apply(self, session: Session, raw: bytes, row: RawMessage) -> Outcome:
+        limit = self.config.imap.max_message_size
+        if len(raw) <= limit:
+            return self._route(session, row, *parse(raw, require_sender=False))
+        # Too big to parse in full: decided from its headers; the raw bytes are kept all the same.
+        log.warning("message of %d bytes is above max_message_size (%d): handled from its headers",
+                    len(raw), limit)
+        outcome = self._route(session, row, *parse_headers(raw, require_sender=False))
+        ticket = session.get(Ticket, outcome.ticket) if outcome.ticket is not None else None
+        stored_as = session.scalar(select(Message.direction).where(Message.raw_id == row.id))
+        if ticket is None or outcome.outcome != RawOutcome.TICKET or stored_as == Direction.NOTE:
+            return outcome
+        told = self.mailer.to_agents(
+            session, ticket, "agent_notice",
+            {"notice": "message_too_large",
+             "details": {"size_bytes": len(raw), "max_message_size": limit, "stored_as": row.id}},
+            kind="notice", recipients=self.mailer.all_agents())
+        return Outcome(outcome.outcome, outcome.ticket, outcome.raw_id, outcome.queued + told,
+                       outcome.new_ticket)
+
+    def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
+               email_message: EmailMessage) -> Outcome:
+        row.message_id = parsed.message_id
+        duplicate_of = session.execute(select(Message.ticket_id).where(
+            Message.message_id == parsed.message_id).limit(1)).first()
+        if duplicate_of is not None:
+            row.outcome = RawOutcome.DUPLICATE
+            row.ticket_id = duplicate_of.ticket_id
+            log.info("ticket=%s duplicate delivery of %s ignored", duplicate_of.ticket_id,
+                     parsed.message_id)
+            return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
+        verdict = classify(email_message, own_addresses=[self.config.shop.address])
+        if not parsed.sender.email and verdict.kind in (Kind.HUMAN, Kind.BULK):
+            raise ParseError("no sender address in From, Sender or Return-Path")
+        agents = self.config.agents
+        claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
+        if claim is not None and claim.verified:
+            ticket_id = claim.ticket or match_ticket(parsed, self._store(session)).ticket
+            ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+            if ticket is not None and ticket.mailbox == self.config.mailbox:
+                return self._from_agent(session, ticket, parsed, row, verdict)
+            claim = AgentCheck(None, False, "verified agent, but no ticket named")
+        if claim is not None:
+            self._warn_agent(session, parsed, claim.via)
+        match = match_ticket(parsed, self._store(session))
+        if verdict.kind is Kind.BOUNCE:
+            return self._bounce(session, parsed, row, verdict, match.ticket)
+        if verdict.automatic and verdict.kind is not Kind.BULK:
+            returned = self._returned(session, verdict, match.ticket, parsed.sender.email)
+            if returned is None:
+                raise UnlinkedAutomaticMail(f"{verdict.kind} not linked to any ticket ({verdict.reason})")
+            ticket = session.get_one(Ticket, returned.ticket_id)
+            self._record(session, ticket, parsed, row, Direction.NOTE, kind=str(verdict.kind))
+            log.info("ticket=%d %s stored as note (%s)", ticket.id, verdict.kind, verdict.reason)
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        if match.ticket is None:
+            return self._open_ticket(session, parsed, email_message, row, verdict)
+        return self._follow_up(session, session.get_one(Ticket, match.ticket), parsed, row,
+                               match.rule, email_message, verdict)
+
+    def _from_agent(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                    row: RawMessage, verdict: Classification) -> Outcome:
+        if verdict.automatic:
+            self._record(session, ticket, parsed, row, Direction.NOTE, kind=f"agent-{verdict.kind}")
+            log.info("ticket=%d automatic mail from an agent kept as a note (%s)", ticket.id,
+                     verdict.reason)
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        queued = self.agent_replies.handle(session, ticket, parsed, row)
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _follow_up(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
+                   rule: str, email_message: EmailMessage, verdict: Classification) -> Outcome:
+        now = self.clock()
+        queued = 0
+        reopened = False
+        if ticket.status == TicketStatus.CLOSED:
+            score = satisfaction_score(visible_text(parsed.text))
+            if score is not None:
+                ticket.satisfaction = score
+                self._record(session, ticket, parsed, row, Direction.IN, kind="satisfaction")
+                log.info("ticket=%d satisfaction score %d recorded", ticket.id, score)
+                return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+            if ticket.closed_at is None or now - ticket.closed_at > self.config.closing.reopen_within:
+                log.info("ticket=%d closed too long ago: the reply opens a new ticket", ticket.id)
+                return self._open_ticket(session, parsed, email_message, row, verdict,
+                                         previous=ticket)
+            reopened = True
+            queued += self._tell_customer_reopened(session, ticket, parsed,
+                                                   tell=not verdict.automatic)
+        self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        if parsed.sender.email == ticket.customer_email:
+            TicketStore(session).add_participants(ticket, self._copied(parsed))
+        if ticket.status != TicketStatus.OPEN:
+            log.info("ticket=%d back to open after a customer message (was %s)", ticket.id,
+                     ticket.status)
+            ticket.status = TicketStatus.OPEN
+            ticket.waiting_since = ticket.waiting_reminded_at = None
+        ticket.updated_at = now
+        queued += self._notify_agents(session, ticket, parsed, "agent_followup",
+                                      {"reopened": reopened})
+        log.info("ticket=%d follow-up joined by %s", ticket.id, rule)
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _tell_customer_reopened(self, session: Session, ticket: Ticket,
+                                parsed: ParsedMessage, tell: bool) -> int:
+        """Reopen; the customer hears of it unless the mail came from a list (no automatic answer)."""
+        ticket.status = TicketStatus.OPEN
+        ticket.closed_at = None
+        log.info("ticket=%d reopened by the customer", ticket.id)
+        if not tell:
+            return 0
+        return self._auto_reply(session, ticket, parsed, "reopened")
+
+    def _auto_reply(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                    template: str) -> int:
+        """An automatic answer in the customer's thread, saying when they will hear from us next."""
+        queued = self.mailer.to_customer(
+            session, ticket, template,
+            {"update_days": days_until_update(self.config.updates.every)},
+            kind=template,
+            thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
+                          thread_index=ticket.thread_index),
+            automatic="auto-replied")
+        return int(queued)
+
+    def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
+                     row: RawMessage, verdict: Classification,
+                     previous: Ticket | None = None) -> Outcome:
+        now = self.clock()
+        shop = self.config.shop
+        customer = parsed.reply_to[0] if parsed.reply_to else parsed.sender
+        ticket = Ticket(
+            status=TicketStatus.OPEN,
+            customer_email=customer.email,
+            customer_name=customer.name or parsed.sender.name,
+            subject=parsed.subject,
+            subject_key=subject_key(parsed.subject),
+            language=detect_language(visible_text(parsed.text), shop.languages,
+                                     email_message.get("Content-Language"), shop.default_language,
+                                     low_memory=shop.language_detection == "light"),
+            created_at=now,
+            updated_at=now,
+            thread_index=(parsed.header("Thread-Index") or "")[:400] or None,
+            previous_ticket_id=previous.id if previous is not None else None,
+            mailbox=self.config.mailbox,
+        )
+        session.add(ticket)
+        session.flush()
+        TicketStore(session).add_participants(
+            ticket, {parsed.sender.email, customer.email, *self._copied(parsed)}, new_ticket=True)
+        self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        queued = 0
+        if verdict.kind is Kind.BULK:
+            log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
+                     verdict.reason)
+        else:
+            queued = self._auto_reply(session, ticket, parsed, "acknowledgement")
+            log.info("ticket=%d opened, acknowledgement %s", ticket.id,
+                     "queued" if queued else "withheld")
+        queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
+
+    def _bounce(self, session: Session, parsed: ParsedMessage, row: RawMessage,
+                notice: Classification, matched: int | None) -> Outcome:
+        """A delivery failure: a note on the ticket whose mail bounced; agents told once per ticket."""
+        verdict = judge(notice, self._returned(session, notice, matched, None))
+        if verdict.ticket_id is None:
+            raise UnlinkedAutomaticMail(f"bounce not linked to any ticket ({notice.reason})")
+        ticket = session.get_one(Ticket, verdict.ticket_id)
+        now = self.clock()
+        self._record(session, ticket, parsed, row, Direction.NOTE, kind="bounce")
+        log.info("ticket=%d bounce stored as note (%s; %s; permanent=%s)", ticket.id, notice.reason,
+                 verdict.reason, notice.permanent)
+        until = suppressed_until(now, self.config.limits.bounce_suppression)
+        if verdict.suppress is not None and until is not None:
+            self._suppress(session, verdict, ticket, until)
+        if not verdict.unreachable or ticket.unreachable_at is not None:
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+        ticket.unreachable_at = now
+        ticket.unreachable_reason = verdict.reason[:2000]
+        log.warning("ticket=%d customer %s unreachable: %s", ticket.id, verdict.recipient,
+                    verdict.reason)
+        bounced_subject = session.scalar(select(Message.subject).where(
+            Message.message_id == notice.original_message_id)) if notice.original_message_id else None
+        queued = self.mailer.to_agents(
+            session, ticket, "agent_bounce",
+            {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
+             "recipient": verdict.recipient or ticket.customer_email, "reason": notice.diagnostic,
+             "bounced_subject": bounced_subject or ticket.subject},
+            kind="bounce-notice", recipients=self.mailer.all_agents())
+        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+
+    def _returned(self, session: Session, notice: Classification, matched: int | None,
+                  sender: str | None) -> Returned | None:
+        """The ticket automatic mail points at: our Message-ID it names, threading, its ticket number.
+
+        A ticket number alone is guessable: it links an auto-reply only from someone in that
+        ticket (`sender`), or anyone could file notes on other people's tickets. Bounces pass
+        None: they come from mail servers, and judge() requires the failed address to be the
+        ticket's customer before anything changes.
+        """
+        if notice.original_message_id:
+            item = session.scalar(select(OutboxItem).where(
+                OutboxItem.message_id == notice.original_message_id))
+            ticket = session.get(Ticket, item.ticket_id) if item and item.ticket_id else None
+            if item is not None and ticket is not None and ticket.mailbox == self.config.mailbox:
+                return Returned(ticket.id, ticket.customer_email, by_message_id=True,
+                                recipients=tuple(item.recipients.split("\n")))
+        named = notice.ticket_number
+        if named is not None and sender is not None and \
+                sender not in (self._store(session).participants(named) or ()):
+            named = None
+        for number in (matched, named):
+            ticket = session.get(Ticket, number) if number is not None else None
+            if ticket is not None and ticket.mailbox == self.config.mailbox:
+                return Returned(ticket.id, ticket.customer_email, by_message_id=False)
+        return None
+
+    def _suppress(self, session: Session, verdict: BounceVerdict, ticket: Ticket,
+                  until: datetime) -> None:
+        address = verdict.suppress or ""
+        row = session.get(SuppressedAddress, address)
+        if row is None:
+            session.add(SuppressedAddress(email=address, until=until, reason=verdict.reason[:2000],
+                                          ticket_id=ticket.id, created_at=self.clock()))
+        else:
+            row.until, row.reason, row.ticket_id = until, verdict.reason[:2000], ticket.id
+        log.info("ticket=%d %s hard-bounced: no automatic mail to it until %s", ticket.id, address,
+                 until)
+
+    def _notify_agents(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+                       template: str, variables: dict[str, object]) -> int:
+        recipients = self.mailer.all_agents()
+        if not recipients:
+            return 0
+        total = sum(a.size for a in parsed.attachments)
+        attach = parsed.attachments if total <= self.config.agents.attachment_limit else ()
+        return self.mailer.to_agents(
+            session, ticket, template,
+            {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
+             "text": visible_text(parsed.text),
+             "attachments": [{"filename": a.filename, "size": a.size} for a in parsed.attachments],
+             **variables},
+            kind="notification", recipients=recipients,
+            from_name=f"{ticket.customer_name or ticket.customer_email} via {self.config.shop.name}",
+            attachments=attach)
+
+    def _warn_agent(self, session: Session, parsed: ParsedMessage, reason: str) -> None:
+        """Tell the agent whose address was used, at most once an hour; the mail itself goes on."""
+        agent = parsed.sender.email
+        now = self.clock()
+        log.warning("mail in the name of agent %s failed verification (%s); handled as customer "
+                    "mail", agent, reason)
+        last = session.get(AgentWarning, agent)
+        if last is not None and now - last.last_warned_at < _WARN_EVERY:
+            return
+        if last is None:
+            session.add(AgentWarning(agent=agent, last_warned_at=now))
+        else:
+            last.last_warned_at = now
+        self.mailer.to_agents(
+            session, None, "agent_forged_warning",
+            {"sender": parsed.sender.email, "subject": parsed.subject,
+             "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
+             "text": visible_text(parsed.text)[:2000]},
+            kind="forged-warning", recipients=[agent])
+
+    def _store(self, session: Session) -> TicketStore:
+        """Lookups confined to this mailbox's tickets: threading never crosses shops."""
+        return TicketStore(session, self.config.mailbox)
+
+    def _copied(self, parsed: ParsedMessage) -> set[str]:
+        """Whoever the customer copied, minus the shop and its agents: they may use the ticket tag."""
+        own = {self.config.shop.address, *self.mailer.all_agents()}
+        return {a.email for a in (*parsed.to, *parsed.cc)} - own
+
+    def _record(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
+                direction: str, kind: str) -> Message:
+        message = Message(
+            ticket_id=ticket.id,
+            direction=direction,
+            message_id=parsed.message_id,
+            in_reply_to=" ".join(parsed.in_reply_to),
+            references=" ".join(parsed.references),
+            from_email=parsed.sender.email,
+            from_name=parsed.sender.name,
+            to=", ".join(a.email for a in parsed.to),
+            cc=", ".join(a.email for a in parsed.cc),
+            subject=parsed.subject,
+            text=visible_text(parsed.text),
+            full_text=parsed.text,
+            kind=kind,
+            raw_id=row.id,
+            created_at=self.clock(),
+            attachments=[
+                Attachment(filename=a.filename, content_type=a.content_type, size=a.size,
+                           content=a.content)
+                for a in parsed.attachments
+            ],
+        )
+        session.add(message)
+        row.ticket_id = ticket.id
+        return message
+
+
+def _already_handled(session: Session, sha: str) -> Outcome | None:
+    """What became of the same bytes before: IMAP may hand a message over twice after a crash."""
+    known = TicketStore(session).raw_by_sha(sha)
+    if known is None:
+        return None
+    raw_id, outcome, ticket = known
+    return Outcome(outcome, ticket, raw_id, already_handled=True)
+
+
+class UnlinkedAutomaticMail(Exception):
+    """An auto-reply or bounce that answers nothing we know: kept in quarantine for a human."""
