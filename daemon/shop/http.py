@@ -21,9 +21,10 @@ for _name in ("httpx", "httpcore"):
 USER_AGENT = "incidencias"
 
 
-def client(timeout: float, **options: Any) -> httpx.Client:
+def client(timeout: float, headers: dict[str, str] | None = None, **options: Any) -> httpx.Client:
     """A client whose every phase (connect, read, write, pool) is bounded by `timeout` seconds."""
-    return httpx.Client(timeout=httpx.Timeout(timeout), headers={"User-Agent": USER_AGENT},
+    return httpx.Client(timeout=httpx.Timeout(timeout),
+                        headers={"User-Agent": USER_AGENT, **(headers or {})},
                         follow_redirects=False, **options)
 
 

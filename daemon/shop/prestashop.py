@@ -70,7 +70,7 @@ class PrestaShop:
         items = tuple(OrderItem(_text(row, "product_name"), _int(_text(row, "product_quantity")))
                       for row in order.findall("associations/order_rows/order_row"))
         total = _text(order, "total_paid")
-        return Order(number=_text(order, "reference") and number or number,
+        return Order(number=number,
                      status=state or None,
                      created=_text(order, "date_add") or None,
                      total=_money(total) if total else None,

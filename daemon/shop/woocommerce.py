@@ -72,7 +72,8 @@ class WooCommerce:
             "email_restrictions": [request.customer_email],
         })
         if response.status_code in (200, 201):
-            return CouponResult(str(_json(what, response).get("code") or request.code), created=True)
+            # WooCommerce answers with the code lower-cased; codes are case-insensitive there.
+            return CouponResult(request.code, created=True)
         if _error_code(response) == ALREADY_EXISTS:
             return CouponResult(request.code, created=False)
         raise _refused(what, response)
