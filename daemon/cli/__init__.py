@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     check = commands.add_parser("check-config", help="validate the config and the templates")
-    check.add_argument("--connect", action="store_true", help="also log in to IMAP and SMTP")
+    check.add_argument("--connect", action="store_true",
+                       help="also log in to IMAP and SMTP, and call the shop's [platform] once")
     check.set_defaults(handler=cmd_check_config)
 
     database = commands.add_parser("db", help="database schema").add_subparsers(
@@ -372,7 +373,7 @@ def cmd_templates_render(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.runtime.service import build_mailboxes
-    from daemon.storage.models import Ticket, TicketStatus
+    from daemon.storage.models import PendingClosing, Ticket, TicketStatus
 
     if args.discount is not None and not 0 <= args.discount <= 100:
         print("incidencias: --discount: expected a percent from 0 to 100", file=sys.stderr)
@@ -394,6 +395,13 @@ def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         code = parts.lifecycle.close(session, ticket, percent=args.discount,
                                      no_discount=args.no_discount, personal_line=args.message)
+    parts.lifecycle.settle_closings([args.number])
+    with sessions() as session:
+        pending = session.get(PendingClosing, args.number)
+        if pending is not None:
+            print(f"ticket #{args.number}: the closing waits for the shop to create coupon {code} "
+                  f"({pending.last_error}); the daemon retries it and sends the closing email then")
+            return EXIT_OK
     print(f"ticket #{args.number} closed" + (f" with discount code {code}" if code else "")
           + "; the closing email is in the outbox and goes out with the daemon's next delivery")
     return EXIT_OK

@@ -34,9 +34,12 @@ from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_sch
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
 from daemon.runtime.supervision import Supervision
+from daemon.shop.factory import make_platform
+from daemon.shop.lookup import OrderLookup
 from daemon.storage import db
 from daemon.storage.models import utcnow
-from daemon.tickets.discounts import load_pool, make_provider
+from daemon.tickets.coupons import PLATFORM, PlatformCoupons
+from daemon.tickets.discounts import DiscountProvider, load_pool, make_provider
 from daemon.tickets.lifecycle import Lifecycle
 from daemon.tickets.router import Ingestor
 
@@ -99,8 +102,17 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     agent_secret = secret.get_secret_value().encode() if secret else b""
     mailer = Mailer(config, renderer, clock, agent_secret)
     closing = config.closing
-    provider = make_provider(closing.discount_provider, prefix=closing.code_prefix,
-                             valid_for=closing.discount_valid_for)
+    platform = (make_platform(config.platform, settings.secrets)
+                if config.platform is not None else None)
+    provider: DiscountProvider | PlatformCoupons
+    if platform is not None and config.platform is not None:
+        mailer.orders = OrderLookup(platform, keep=config.platform.cache_for)
+    if closing.discount_provider == PLATFORM and platform is not None:
+        provider = PlatformCoupons(platform, prefix=closing.code_prefix,
+                                   valid_for=closing.discount_valid_for, shop_name=config.shop.name)
+    else:
+        provider = make_provider(closing.discount_provider, prefix=closing.code_prefix,
+                                 valid_for=closing.discount_valid_for)
     if closing.pool_file is not None:
         with sessions.begin() as session:
             added = load_pool(session, closing.pool_file)

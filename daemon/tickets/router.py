@@ -23,6 +23,7 @@ from daemon.mail.authenticity import AgentCheck, check_agent
 from daemon.mail.classify import Classification, Kind, classify
 from daemon.mail.language import detect_language
 from daemon.mail.message import ParsedMessage
+from daemon.mail.orders import compile_patterns, find_orders, merge_orders
 from daemon.mail.parsing import ParseError, parse, parse_headers
 from daemon.mail.quoting import visible_text
 from daemon.mail.subjects import subject_key
@@ -85,10 +86,21 @@ class Ingestor:
         self.clock = clock
         self.agent_secret = agent_secret
         self.mailer = mailer
+        self.lifecycle = lifecycle
         self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
+        self.order_patterns = compile_patterns(config.orders.patterns)
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
-        """Store and process one message; never raises for bad mail, only for database trouble."""
+        """Store and process one message; never raises for bad mail, only for database trouble.
+
+        Once it is committed, a closing it started that waits for the shop's coupon is tried at
+        once (the sweep retries it otherwise)."""
+        outcome = self._ingest(raw, source)
+        if outcome.ticket is not None and not outcome.already_handled:
+            self.lifecycle.settle_closings([outcome.ticket])
+        return outcome
+
+    def _ingest(self, raw: bytes, source: Source) -> Outcome:
         sha = hashlib.sha256(raw).hexdigest()
         try:
             with self.sessions.begin() as session:
@@ -232,7 +244,8 @@ class Ingestor:
             reopened = True
             queued += self._tell_customer_reopened(session, ticket, parsed,
                                                    tell=not verdict.automatic)
-        self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        stored = self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        self._note_orders(ticket, parsed.subject, stored.text)
         if parsed.sender.email == ticket.customer_email:
             TicketStore(session).add_participants(ticket, self._copied(parsed))
         if ticket.status != TicketStatus.OPEN:
@@ -293,7 +306,8 @@ class Ingestor:
         session.flush()
         TicketStore(session).add_participants(
             ticket, {parsed.sender.email, customer.email, *self._copied(parsed)}, new_ticket=True)
-        self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        stored = self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
+        self._note_orders(ticket, parsed.subject, stored.text)
         queued = 0
         if verdict.kind is Kind.BULK:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
@@ -409,6 +423,12 @@ class Ingestor:
              "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
              "text": visible_text(parsed.text)[:2000]},
             kind="forged-warning", recipients=[agent])
+
+    def _note_orders(self, ticket: Ticket, subject: str, text: str) -> None:
+        """Order numbers the customer mentions join the ticket's (never one an agent removed)."""
+        found = find_orders((subject, text), self.order_patterns)
+        if found:
+            ticket.orders = merge_orders(ticket.orders or "", found)
 
     def _store(self, session: Session) -> TicketStore:
         """Lookups confined to this mailbox's tickets: threading never crosses shops."""

@@ -29,6 +29,7 @@ ALIASES: dict[str, str] = {
     "promise": "promise", "prometer": "promise",
     "done": "done", "hecho": "done",
     "waiting": "waiting", "pendiente": "waiting",
+    "order": "order", "pedido": "order", "commande": "order",
 }
 
 #: How each command is written, for the help footer; the Spanish alias follows the slash.
@@ -44,6 +45,7 @@ SYNTAX: tuple[tuple[str, str, str], ...] = (
     ("lang", "idioma", "#lang / #idioma <code>: language of the mail to the customer"),
     ("status", "estado", "#status / #estado <text>: status line the customer sees in updates"),
     ("reopen", "reabrir", "#reopen / #reabrir: reopen a closed ticket"),
+    ("order", "pedido", "#order / #pedido <number> (or -<number>): add (remove) an order number"),
     ("help", "ayuda", "#help / #ayuda: these instructions by email"),
 )
 
@@ -69,6 +71,7 @@ DURATION = re.compile(r"^(\d{1,4})\s?(s|m|min|h|d|w)$")
 UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
+ORDER_NUMBER = re.compile(r"^(-)?#?([A-Za-z0-9][A-Za-z0-9-]{0,39})$")
 CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2})|h(\d{2})?)$")
 PERCENT = re.compile(r"^(\d{1,3})%$")
 COMMAND_LINE = re.compile(r"^#([^\W\d_][\w-]*)(?:\s+(.*))?$")
@@ -85,6 +88,7 @@ class Command:
     percent: int | None = None
     no_discount: bool = False
     text: str = ""
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         if code not in languages:
             raise _Bad(f"#lang needs one of: {', '.join(languages)}")
         return [Command(name, line, argument, text=code)]
+    if name == "order":
+        return [_order(line, argument)]
     if name == "status":
         if not argument:
             raise _Bad("#status needs the text the customer will read, for example "
@@ -207,6 +213,15 @@ def _close(line: str, argument: str) -> Command:
                    text=" ".join(words))
 
 
+def _order(line: str, argument: str) -> Command:
+    """`#order 4411` adds the number to the ticket, `#order -4411` takes it away."""
+    match = ORDER_NUMBER.match(argument.strip())
+    if match is None:
+        raise _Bad("#order needs one order number, for example #order 4411, or #order -4411 to "
+                   "remove it")
+    return Command("order", line, argument, text=match.group(2), remove=bool(match.group(1)))
+
+
 def _agent(argument: str, agents: Collection[str]) -> str:
     wanted = argument.strip().lower()
     if not wanted:
@@ -225,7 +240,7 @@ def _conflicts(commands: list[Command]) -> list[CommandError]:
             first, second = sorted(pair)
             errors.append(CommandError(f"#{first} #{second}",
                                        f"#{first} and #{second} cannot go in the same reply"))
-    for name in sorted({n for n in names if n != "tag" and names.count(n) > 1}):
+    for name in sorted({n for n in names if n not in ("tag", "order") and names.count(n) > 1}):
         errors.append(CommandError(f"#{name}", f"#{name} appears more than once"))
     return errors
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.mail.message import ParsedMessage
+from daemon.mail.orders import edit_orders
 from daemon.mail.quoting import visible_text
 from daemon.outbound.queue import Mailer
 from daemon.storage.models import (
@@ -135,6 +136,8 @@ class AgentReplies:
             ticket.language = command.text
         elif name == "status":
             ticket.status_line = command.text
+        elif name == "order":
+            ticket.orders = edit_orders(ticket.orders or "", command.text, remove=command.remove)
         elif name == "help":
             return self.mailer.to_agents(session, ticket, "agent_help", {}, kind="help",
                                          recipients=[agent])
