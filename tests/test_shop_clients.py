@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import date
 
+import httpx
 import pytest
 from helpers.shops import (
     PRESTA_KEY,
@@ -14,6 +16,7 @@ from helpers.shops import (
     WOO_KEY,
     WOO_SECRET,
     PrestaShopShop,
+    Request,
     ShopifyShop,
     WooCommerceShop,
 )
@@ -218,3 +221,41 @@ def test_lookup_caches_answers_and_pauses_after_a_failure(woo: WooCommerceShop) 
     woo.down = False
     now[0] = 470.0
     assert lookup.orders(["4411"])[0].answered
+
+
+def test_woocommerce_over_https_sends_basic_credentials_and_no_signature() -> None:
+    shop = WooCommerceShop()
+    shop.basic_allowed = True  # as WooCommerce does when the request came over HTTPS
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = shop.answer(Request(request.method, request.url.path, dict(request.url.params),
+                                     dict(request.headers), request.content))
+        return httpx.Response(answer.status, content=answer.body,
+                              headers={"content-type": answer.content_type})
+
+    try:
+        client = WooCommerce("https://tienda.example", WOO_KEY, WOO_SECRET, 2.0,
+                             transport=httpx.MockTransport(handler))
+        order = client.look_up_order("4411")
+    finally:
+        shop.stop()
+    assert order is not None and order.status == "processing"
+    assert seen[0].headers["authorization"].startswith("Basic ")
+    assert not any(name.startswith("oauth_") for name in seen[0].url.params)
+
+
+def test_no_log_line_carries_a_key_a_secret_or_a_signature(
+        woo: WooCommerceShop, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = woo_client(woo)
+    client.look_up_order("4411")
+    woo.down = True
+    lookup = OrderLookup(client)
+    lookup.orders(["4411"])
+    assert caplog.records, "the failure is logged"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    signature = woo.requests[0].query["oauth_signature"]
+    for secret in (WOO_KEY, WOO_SECRET, signature, "oauth_"):
+        assert secret not in logged
