@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 import zoneinfo
+from dataclasses import dataclass
 from datetime import time, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -31,14 +32,25 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.outbound.rate_limits import Rate
-from daemon.tickets.business_hours import WEEKDAYS
-
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 _MAILBOX_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 DEFAULT_MAILBOX = "default"
+# How [business_hours] days are written; Monday first, as datetime.weekday() counts.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `limit` messages in any `window`; `text` is how the config wrote it, for logs."""
+
+    limit: int
+    window: timedelta
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class ConfigError(Exception):

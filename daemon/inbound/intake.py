@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import DEFAULT_MAILBOX, ImapConfig
 from daemon.inbound.imap import ImapInbox
-from daemon.runtime import metrics
 from daemon.storage.models import MailboxState, RawMessage, RawOutcome, utcnow
 from daemon.tickets.router import Ingestor, Source
 
@@ -45,13 +44,16 @@ class Intake:
     def __init__(self, config: ImapConfig, inbox: ImapInbox, ingestor: Ingestor,
                  sessions: sessionmaker[Session], stop: threading.Event,
                  on_committed: Callable[[], object] = lambda: None,
-                 mailbox: str = DEFAULT_MAILBOX) -> None:
+                 mailbox: str = DEFAULT_MAILBOX,
+                 on_handled: Callable[[str], object] = lambda outcome: None) -> None:
         self.config = config
         self.inbox = inbox
         self.ingestor = ingestor
         self.sessions = sessions
         self.stop = stop
         self.on_committed = on_committed
+        # Told each handled message's outcome (the metrics count them); wired by the runtime.
+        self.on_handled = on_handled
         # Read by the metrics and systemd status from other threads; plain values, no lock needed.
         self.last_success_at: datetime | None = None
         self.consecutive_failures = 0
@@ -87,7 +89,7 @@ class Intake:
                 report.new_tickets += result.new_ticket
                 report.quarantined += outcome == RawOutcome.QUARANTINED
                 report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-                metrics.message_handled(outcome)
+                self.on_handled(outcome)
                 self.on_committed()
             else:
                 continue

@@ -17,16 +17,17 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import DEFAULT_MAILBOX, Settings
 from daemon.mail.parsing import normalise_message_id
+from daemon.outbound.queue import Mailer
 from daemon.storage.models import RawOutcome, Ticket, utcnow
 from daemon.storage.queries import TicketStore
-from daemon.tickets.router import Outcome, Source
+from daemon.tickets.router import Ingestor, Outcome, Source
 
 
 @dataclass
@@ -87,11 +88,21 @@ def _headers(raw: bytes) -> tuple[str | None, str]:
             normalise_message_id(str(message.get("Message-ID", ""))))
 
 
-def import_mbox(settings: Settings, path: Path,
-                on_progress: Callable[[int, int], None] = lambda done, total: None) -> ImportReport:
-    """Ingest every message of the mbox at `path` silently; returns what became of them."""
-    from daemon.runtime.service import build
+class Pipeline(Protocol):
+    """The wired parts an import drives (the runtime's Components)."""
 
+    engine: Engine
+    sessions: sessionmaker[Session]
+    mailer: Mailer
+    ingestor: Ingestor
+
+
+def import_mbox(settings: Settings, path: Path, build: Callable[[Settings, HistoryClock], Pipeline],
+                on_progress: Callable[[int, int], None] = lambda done, total: None) -> ImportReport:
+    """Ingest every message of the mbox at `path` silently; returns what became of them.
+
+    `build` wires the pipeline (the runtime's `build`) around the import's own clock.
+    """
     clock = HistoryClock()
     parts = build(settings, clock)
     parts.mailer.silent = True

@@ -33,7 +33,6 @@ from daemon.storage.models import (
     SuppressedAddress,
     Ticket,
 )
-from daemon.tickets.agents.commands import command_help
 
 log = logging.getLogger("daemon.mailer")
 
@@ -44,11 +43,14 @@ NOTIFICATIONS = frozenset({"agent_new_ticket", "agent_followup"})
 
 class Mailer:
     def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
-                 agent_secret: bytes) -> None:
+                 agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
         self.config = config
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
+        # The agent commands' syntax, one line each, shown in agents' mail; the tickets layer
+        # owns the commands, so it is handed in rather than imported from above.
+        self.agent_help = list(agent_help)
         # Set for `import-mbox`: history is filed into tickets, but nobody is mailed about it.
         self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
@@ -132,7 +134,7 @@ class Mailer:
         if not copies:
             return 0
         now = self.clock()
-        context = {"shop": self.shop_context(), "commands": command_help(),
+        context = {"shop": self.shop_context(), "commands": self.agent_help,
                    "ticket": (self.agent_ticket(session, ticket, with_orders=template in NOTIFICATIONS)
                               if ticket is not None else None),
                    **variables}

@@ -8,22 +8,11 @@ when earlier automatic mail was queued and asks whether one more would climb ove
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from daemon.config import Rate
+
 __all__ = ["Rate", "exceeded", "lookback"]
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most `limit` messages in any `window`; `text` is how the config wrote it, for logs."""
-
-    limit: int
-    window: timedelta
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def lookback(ladder: Sequence[Rate]) -> tuple[timedelta, int]:

@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import SmtpConfig
-from daemon.runtime import metrics
 from daemon.storage.models import OutboxItem, OutboxStatus
 
 log = logging.getLogger("daemon.outbox")
@@ -53,13 +52,22 @@ def is_permanent(exc: Exception) -> bool:
     return isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600
 
 
+@dataclass(frozen=True)
+class SendEvents:
+    """Who hears of each delivery (the metrics); wired by the runtime, silent by default."""
+
+    sent: Callable[[str], object] = lambda kind: None
+    failed: Callable[[bool, int], object] = lambda permanent, count: None
+
+
 class OutboxSender:
     def __init__(self, config: SmtpConfig, password: str | None, sessions: sessionmaker[Session],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], events: SendEvents = SendEvents()) -> None:
         self.config = config
         self.password = password
         self.sessions = sessions
         self.clock = clock
+        self.events = events
 
     def _due(self, limit: int, ignore_schedule: bool, after: int) -> list[int]:
         """The ids of the next rows to try in this round (above `after`), in order; each row is
@@ -181,7 +189,7 @@ class OutboxSender:
             return None
         await asyncio.to_thread(self._settle, claim, item, OutboxStatus.SENT)
         report.sent += 1
-        metrics.email_sent(item.kind)
+        self.events.sent(item.kind)
         if errors:
             log.warning("ticket=%s some recipients refused %s: %s", item.ticket_id,
                         item.message_id, errors)
@@ -193,7 +201,7 @@ class OutboxSender:
         permanent = is_permanent(exc)
         status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
         await asyncio.to_thread(self._settle, claim, item, status, str(exc))
-        metrics.send_failed(permanent)
+        self.events.failed(permanent, 1)
         if permanent:
             report.failed += 1
             log.error("ticket=%s %s refused permanently: %s", item.ticket_id, item.message_id, exc)
@@ -208,7 +216,7 @@ class OutboxSender:
         for item_id in ids:
             await asyncio.to_thread(self._mark, item_id, OutboxStatus.PENDING, str(exc))
         report.deferred += len(ids)
-        metrics.send_failed(False, len(ids))
+        self.events.failed(False, len(ids))
         report.errors.append(str(exc))
 
 

@@ -28,8 +28,8 @@ from daemon.inbound.mailbox_lock import make_lock
 from daemon.inbound.mailbox_work import MailboxWorker, MailboxWorkers
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Renderer
-from daemon.outbound.sender import OutboxSender, probe
-from daemon.runtime import logs
+from daemon.outbound.sender import OutboxSender, SendEvents, probe
+from daemon.runtime import logs, metrics
 from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_scheduler
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
@@ -38,6 +38,7 @@ from daemon.shop.factory import make_platform
 from daemon.shop.lookup import OrderLookup
 from daemon.storage import db
 from daemon.storage.models import utcnow
+from daemon.tickets.agents.commands import command_help
 from daemon.tickets.coupons import PLATFORM, PlatformCoupons
 from daemon.tickets.discounts import DiscountProvider, load_pool, make_provider
 from daemon.tickets.lifecycle import Lifecycle
@@ -100,7 +101,7 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     renderer = Renderer(config.templates.directory)
     secret = settings.secrets.agent_secret
     agent_secret = secret.get_secret_value().encode() if secret else b""
-    mailer = Mailer(config, renderer, clock, agent_secret)
+    mailer = Mailer(config, renderer, clock, agent_secret, agent_help=command_help())
     closing = config.closing
     platform = (make_platform(config.platform, settings.secrets)
                 if config.platform is not None else None)
@@ -122,7 +123,7 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     ingestor = Ingestor(config, mailer, lifecycle, sessions, clock, agent_secret)
     smtp_password = settings.secrets.smtp_password
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
-                          sessions, clock)
+                          sessions, clock, SendEvents(metrics.email_sent, metrics.send_failed))
     return Components(engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
 
 
@@ -135,7 +136,8 @@ def _intake_for(settings: Settings, parts: Components,
                 on_committed: Callable[[], object] = lambda: None) -> Callable[[threading.Event], Intake]:
     def make(stop: threading.Event) -> Intake:
         return Intake(settings.config.imap, _inbox(settings), parts.ingestor, parts.sessions, stop,
-                      on_committed=on_committed, mailbox=settings.config.mailbox)
+                      on_committed=on_committed, mailbox=settings.config.mailbox,
+                      on_handled=metrics.message_handled)
     return make
 
 

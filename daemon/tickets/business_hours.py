@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from daemon.config import WEEKDAYS
 
 
 def next_window(due: datetime, timezone: str, start: time, end: time,

@@ -30,6 +30,7 @@ from daemon.storage.models import (
     Ticket,
     TicketStatus,
 )
+from daemon.tickets import state
 from daemon.tickets.business_hours import in_window
 from daemon.tickets.coupons import PlatformCoupons
 from daemon.tickets.discounts import Discount, DiscountProvider, pool_remaining
@@ -351,8 +352,7 @@ class Lifecycle:
             session, ticket, "closing", {"personal_line": personal_line, "discount": details},
             kind="closing", thread=self.mailer.customer_thread(session, ticket), automatic=None)
         code = None if discount is None else discount.code
-        ticket.status = TicketStatus.CLOSED
-        ticket.closed_at = now
+        state.apply(ticket, state.Event.CLOSED, now)
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code

@@ -42,6 +42,7 @@ from daemon.storage.models import (
     TicketStatus,
 )
 from daemon.storage.queries import TicketStore
+from daemon.tickets import state
 from daemon.tickets.agents.replies import AgentReplies
 from daemon.tickets.bounces import BounceVerdict, Returned, judge, suppressed_until
 from daemon.tickets.lifecycle import Lifecycle, days_until_update
@@ -251,8 +252,7 @@ class Ingestor:
         if ticket.status != TicketStatus.OPEN:
             log.info("ticket=%d back to open after a customer message (was %s)", ticket.id,
                      ticket.status)
-            ticket.status = TicketStatus.OPEN
-            ticket.waiting_since = ticket.waiting_reminded_at = None
+            state.apply(ticket, state.Event.CUSTOMER_WROTE, now)
         ticket.updated_at = now
         queued += self._notify_agents(session, ticket, parsed, "agent_followup",
                                       {"reopened": reopened})
@@ -262,8 +262,7 @@ class Ingestor:
     def _tell_customer_reopened(self, session: Session, ticket: Ticket,
                                 parsed: ParsedMessage, tell: bool) -> int:
         """Reopen; the customer hears of it unless the mail came from a list (no automatic answer)."""
-        ticket.status = TicketStatus.OPEN
-        ticket.closed_at = None
+        state.apply(ticket, state.Event.REOPENED, self.clock())
         log.info("ticket=%d reopened by the customer", ticket.id)
         if not tell:
             return 0
@@ -288,7 +287,6 @@ class Ingestor:
         shop = self.config.shop
         customer = parsed.reply_to[0] if parsed.reply_to else parsed.sender
         ticket = Ticket(
-            status=TicketStatus.OPEN,
             customer_email=customer.email,
             customer_name=customer.name or parsed.sender.name,
             subject=parsed.subject,
@@ -302,6 +300,7 @@ class Ingestor:
             previous_ticket_id=previous.id if previous is not None else None,
             mailbox=self.config.mailbox,
         )
+        state.apply(ticket, state.Event.OPENED, now)
         session.add(ticket)
         session.flush()
         TicketStore(session).add_participants(

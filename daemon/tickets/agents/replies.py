@@ -26,8 +26,8 @@ from daemon.storage.models import (
     Promise,
     RawMessage,
     Ticket,
-    TicketStatus,
 )
+from daemon.tickets import state
 from daemon.tickets.agents.commands import Command, ParsedReply, parse_reply
 from daemon.tickets.lifecycle import Lifecycle
 
@@ -112,11 +112,9 @@ class AgentReplies:
         name = command.name
         now = self.clock()
         if name == "reopen":
-            ticket.status = TicketStatus.OPEN
-            ticket.closed_at = None
+            state.apply(ticket, state.Event.REOPENED, now)
         elif name == "waiting":
-            ticket.status = TicketStatus.WAITING
-            ticket.waiting_since, ticket.waiting_reminded_at = now, None
+            state.apply(ticket, state.Event.WAITING, now)
         elif name == "promise" and command.until is not None:
             session.add(Promise(ticket_id=ticket.id, agent=agent, text=command.text,
                                 due_at=command.until, created_at=now))
