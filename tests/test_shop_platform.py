@@ -216,3 +216,29 @@ def test_a_bad_order_command_changes_nothing(tmp_path: Path) -> None:
         shop.agent_reply(number, "#pedido\n#nota esto no se aplica")
         assert _ticket_json(shop, number)["orders"] == ["4411"]
         assert "command-error" in shop.kinds()
+
+
+def test_reopen_calls_off_a_closing_that_waits(tmp_path: Path) -> None:
+    with WooCommerceShop() as server:
+        shop = _platform_shop(tmp_path, server, "woocommerce")
+        number = _open(shop)
+        server.down = True
+        shop.agent_reply(number, "#close")
+        shop.agent_reply(number, "#reopen")
+        assert _ticket_json(shop, number)["closing_pending"] is None
+        server.down = False
+        shop.parts.lifecycle.sweep()
+        assert server.coupons == {}
+        assert "closing" not in shop.kinds()
+        assert _ticket_json(shop, number)["status"] == "open"
+
+
+def test_an_order_of_an_unexpected_shape_does_not_stop_the_notification(tmp_path: Path) -> None:
+    with WooCommerceShop() as server:
+        server.orders[4411] = {**server.orders[4411], "meta_data": 5}
+        shop = _platform_shop(tmp_path, server, "woocommerce")
+        number = _open(shop)
+        assert _ticket_json(shop, number)["orders"] == ["4411"]
+        notifications = [row for row in shop.new_mail() if row.kind == "notification"]
+        assert len(notifications) == 2
+        assert "Pedido 4411: la tienda no ha respondido" in _text(notifications[0])

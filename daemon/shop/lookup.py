@@ -1,7 +1,8 @@
 """Orders for the agents' notification: cached for a few minutes, and never holding mail up.
 
 A notification is composed while its cause is being committed, so the shop gets one try per
-order within the platform's time-out. After a failure the shop is left alone for `pause` (other
+order within the platform's time-out, and no failure of the shop's — not even an answer of an
+unexpected shape — ever reaches the caller. After a failure the shop is left alone for `pause` (other
 notifications go out at once, saying the shop did not answer) instead of each waiting out the
 time-out again. Answers, "no such order" included, are kept for `keep`. Thread-safe: the intake
 and the scheduler compose mail from different threads.
@@ -53,10 +54,14 @@ class OrderLookup:
                 return OrderInfo(number, False, None)
         try:
             order = self.platform.look_up_order(number)
-        except ShopError as error:
+        except Exception as error:
+            # Whatever went wrong — an outage, or an answer of a shape no one foresaw — the
+            # notification goes out without the order rather than not at all.
+            problem = str(error) if isinstance(error, ShopError) else (
+                f"unexpected answer from the shop ({type(error).__name__})")
             with self._lock:
                 self._failed_at = self._clock()
-            log.warning("order %s not shown to agents: %s", number, error)
+            log.warning("order %s not shown to agents: %s", number, problem)
             return OrderInfo(number, False, None)
         with self._lock:
             self._failed_at = None

@@ -384,6 +384,9 @@ class Lifecycle:
                 coupons.platform.create_coupon(request)
             except ShopError as error:
                 failure = error
+            except Exception as error:  # an answer of a shape no one foresaw: the closing waits
+                failure = ShopError(f"unexpected answer from the shop ({type(error).__name__})",
+                                    retry=True)
             with self.sessions.begin() as session:
                 ticket = session.get_one(Ticket, ticket_id, with_for_update=True)
                 pending = session.get(PendingClosing, ticket_id)

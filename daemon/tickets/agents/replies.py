@@ -23,6 +23,7 @@ from daemon.storage.models import (
     Attachment,
     Direction,
     Message,
+    PendingClosing,
     Promise,
     RawMessage,
     Ticket,
@@ -113,6 +114,9 @@ class AgentReplies:
         now = self.clock()
         if name == "reopen":
             state.apply(ticket, state.Event.REOPENED, now)
+            waiting = session.get(PendingClosing, ticket.id)
+            if waiting is not None:  # a closing that waited for the shop's coupon is called off
+                session.delete(waiting)
         elif name == "waiting":
             state.apply(ticket, state.Event.WAITING, now)
         elif name == "promise" and command.until is not None:
