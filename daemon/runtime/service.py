@@ -34,8 +34,8 @@ from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_sch
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
 from daemon.runtime.supervision import Supervision
-from daemon.shop.factory import make_platform
 from daemon.shop.lookup import OrderLookup
+from daemon.shop.model import Platform
 from daemon.storage import db
 from daemon.storage.models import utcnow
 from daemon.tickets.agents.commands import command_help
@@ -103,8 +103,7 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     agent_secret = secret.get_secret_value().encode() if secret else b""
     mailer = Mailer(config, renderer, clock, agent_secret, agent_help=command_help())
     closing = config.closing
-    platform = (make_platform(config.platform, settings.secrets)
-                if config.platform is not None else None)
+    platform = _platform(settings)
     provider: DiscountProvider | PlatformCoupons
     if platform is not None and config.platform is not None:
         mailer.orders = OrderLookup(platform, keep=config.platform.cache_for)
@@ -125,6 +124,15 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
                           sessions, clock, SendEvents(metrics.email_sent, metrics.send_failed))
     return Components(engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
+
+
+def _platform(settings: Settings) -> Platform | None:
+    """The shop's API client; httpx is imported only by installations that have a [platform]."""
+    if settings.config.platform is None:
+        return None
+    from daemon.shop.factory import make_platform
+
+    return make_platform(settings.config.platform, settings.secrets)
 
 
 def _inbox(settings: Settings) -> ImapInbox:
