@@ -1,8 +1,9 @@
 """Load and validate config.toml; every error names the key and what is wrong.
 
 Validation is pydantic's; this module adds the pieces config.toml needs on top: durations
-written as "90s"/"15m"/"4h"/"3d", secrets read from files (relative to systemd's
-$CREDENTIALS_DIRECTORY when set), and error messages in `[section] key: problem` form.
+written as "90s"/"15m"/"4h"/"3d"/"3y" (a year is 365.25 days, the calendar's average), secrets
+read from files (relative to systemd's $CREDENTIALS_DIRECTORY when set), and error messages in
+`[section] key: problem` form.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|y)\s*$")
+# A year is the calendar's average (365.25 days): "3y" spans any three calendar years but one day.
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 31_557_600}
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 _MAILBOX_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 DEFAULT_MAILBOX = "default"
@@ -58,7 +60,7 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: object) -> timedelta:
-    """Turn "90s", "15m", "4h" or "3d" (or a number of seconds) into a timedelta."""
+    """Turn "90s", "15m", "4h", "3d" or "3y" (or a number of seconds) into a timedelta."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -67,7 +69,7 @@ def parse_duration(value: object) -> timedelta:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    raise ValueError(f'expected a duration such as "90s", "15m", "4h" or "3d", got {value!r}')
+    raise ValueError(f'expected a duration such as "90s", "15m", "4h", "3d" or "3y", got {value!r}')
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
@@ -375,6 +377,42 @@ class LimitsConfig(_Section):
     bounce_suppression: Duration = timedelta(days=7)
 
 
+class RetentionConfig(_Section):
+    """How long personal data is kept (GDPR art. 5(1)(e)); every limit is off (None) by default.
+
+    `raw_mail`: raw mails and attachments of tickets closed longer ago are erased, parsed texts kept.
+    `closed_tickets`: tickets closed longer ago are pseudonymised as by `customers forget`.
+    `imap_folders`: copies in the processed and quarantine folders older than this are deleted.
+    """
+
+    raw_mail: Duration | None = None
+    closed_tickets: Duration | None = None
+    imap_folders: Duration | None = None
+
+    @field_validator("raw_mail", "closed_tickets", "imap_folders")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be positive (leave the key out to keep data without limit)")
+        return value
+
+    def policy_lines(self) -> list[str]:
+        """The policy in force, one line per limit, as `check-config` prints it."""
+        def said(limit: timedelta | None, what: str) -> str:
+            return f"{what} after {_spoken(limit)}" if limit is not None else f"{what}: never"
+        return [said(self.raw_mail, "raw mails and attachments of closed tickets erased"),
+                said(self.closed_tickets, "closed tickets pseudonymised"),
+                said(self.imap_folders, "copies in the processed and quarantine folders deleted")]
+
+
+def _spoken(limit: timedelta) -> str:
+    seconds = int(limit.total_seconds())
+    for unit, size in (("y", 31_557_600), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 class AdminConfig(_Section):
     """Who hears about trouble with the service itself (e.g. the mailbox refusing our login)."""
 
@@ -458,6 +496,7 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
     platform: PlatformConfig | None = None
     orders: OrdersConfig = OrdersConfig()
+    retention: RetentionConfig = RetentionConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
 
     _mailbox: str = PrivateAttr(default=DEFAULT_MAILBOX)

@@ -15,7 +15,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from helpers import figures  # noqa: E402
-from helpers.mailservers import Dovecot, SmtpSink, find_dovecot  # noqa: E402
+from helpers.mailservers import Dovecot, Postfix, SmtpSink, find_dovecot, find_postfix  # noqa: E402
 from helpers.pgserver import PostgresServer, driver_installed, find_postgres, shared_server  # noqa: E402
 
 _LOG_START = pytest.StashKey[int]()
@@ -72,6 +72,27 @@ def postgres() -> PostgresServer:
             pytest.fail(f"{missing} (CI=true: PostgreSQL tests must not be skipped)")
         pytest.skip(missing)
     return shared_server()
+
+
+@pytest.fixture(scope="session")
+def postfix(dovecot: Dovecot) -> Iterator[Postfix]:
+    """A private Postfix delivering into the session Dovecot by LMTP; skipped when it is not
+    installed or we are not root, but a failure under CI=true. Stopped with all its processes."""
+    missing = None
+    if find_postfix() is None:
+        missing = "postfix not installed: ./scripts/setup (apt-get install postfix)"
+    elif os.geteuid() != 0:
+        missing = "postfix's master daemon needs root"
+    if missing is not None:
+        if _in_ci():
+            pytest.fail(f"{missing} (CI=true: end-to-end tests must not be skipped)")
+        pytest.skip(missing)
+    server = Postfix(dovecot)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

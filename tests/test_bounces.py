@@ -21,6 +21,7 @@ from daemon.mail.classify import Classification, Kind, classify
 from daemon.mail.parsing import parse
 from daemon.runtime.service import Components, assemble
 from daemon.storage import db
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import Message, OutboxItem, RawMessage, SuppressedAddress, Ticket
 from daemon.tickets.bounces import Returned, judge, suppressed_until
 
@@ -196,8 +197,10 @@ def test_hard_bounce_suppresses_automatic_mail_to_the_address_for_the_configured
     _, ack = _open(shop)
     shop.ingestor.ingest(_dsn(ack))
     with shop.sessions() as session:
-        row = session.get_one(SuppressedAddress, CUSTOMER)
+        row = session.get_one(SuppressedAddress, address_hash(session, CUSTOMER))
+        stored = session.scalars(select(SuppressedAddress.address_hash)).all()
     assert row.until == START + timedelta(days=7)
+    assert CUSTOMER not in str(stored) and CUSTOMER not in row.reason, "only a hash is kept"
 
     clock.now += timedelta(days=1)
     second = shop.ingestor.ingest(customer_email("Otra cosa", "Hola otra vez.", sender=CUSTOMER))
@@ -217,7 +220,7 @@ def test_delay_notice_is_a_note_and_the_customer_stays_reachable(shop: Component
     assert outcome.ticket == number and outcome.queued == 0
     assert _ticket(shop, number).unreachable_at is None
     with shop.sessions() as session:
-        assert session.get(SuppressedAddress, CUSTOMER) is None
+        assert session.get(SuppressedAddress, address_hash(session, CUSTOMER)) is None
 
 
 def test_bounce_naming_only_the_ticket_number_links_by_it(shop: Components) -> None:
@@ -332,7 +335,7 @@ def test_corpus_bounce_is_matched_to_the_ticket_whose_mail_it_returns(
         return
     assert (ticket.unreachable_at is not None) == (seeded.notice.permanent is not False)
     with shop.sessions() as session:
-        suppressed = session.get(SuppressedAddress, ticket.customer_email)
+        suppressed = session.get(SuppressedAddress, address_hash(session, ticket.customer_email))
         raw = session.get_one(RawMessage, outcome.raw_id)
     assert (suppressed is not None) == (seeded.notice.permanent is True)
     assert raw.raw == sample.file.read_bytes()

@@ -70,7 +70,7 @@ def test_rates_are_read_as_count_per_duration(text: str, limit: int, window: tim
     assert (rate.limit, rate.window) == (limit, window)
 
 
-@pytest.mark.parametrize("text", ["3", "3/", "/10m", "x/10m", "3/10", "0/10m", "3/0m", "-1/5m", "3/10y"])
+@pytest.mark.parametrize("text", ["3", "3/", "/10m", "x/10m", "3/10", "0/10m", "3/0m", "-1/5m", "3/10w"])
 def test_malformed_rates_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"rate|positive|duration"):
         parse_rate(text)

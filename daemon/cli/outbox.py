@@ -14,7 +14,7 @@ def register(commands: Commands) -> None:
     outbox = commands.add_parser("outbox", help="outgoing mail").add_subparsers(
         dest="outbox_command", required=True, metavar="ACTION")
     outbox_list = outbox.add_parser("list", help="outgoing mail, oldest first (default: not yet sent)")
-    outbox_list.add_argument("--status", choices=["pending", "failed", "sent"])
+    outbox_list.add_argument("--status", choices=["pending", "failed", "sent", "cancelled"])
     outbox_list.add_argument("--limit", type=int, default=None)
     outbox_list.add_argument("--json", action="store_true")
     outbox_list.set_defaults(handler=cmd_outbox_list)

@@ -57,6 +57,7 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
         if failures:
             return EXIT_FAILURE
     print(f"{settings.path}: configuration and templates are valid")
+    print("retention: " + "; ".join(settings.config.retention.policy_lines()))
     return EXIT_OK
 
 

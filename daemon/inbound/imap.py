@@ -1,7 +1,8 @@
 """The IMAP edge: connect, list and fetch waiting mail, move it once handled, wait for more.
 
-Mail is never deleted: handled messages are moved (MOVE, or COPY + \\Deleted + UID EXPUNGE of
-exactly those UIDs), so the original always survives in the processed or quarantine folder.
+Mail is never deleted here: handled messages are moved (MOVE, or COPY + \\Deleted + UID EXPUNGE
+of exactly those UIDs), so the original survives in the processed or quarantine folder until a
+person's erasure or the shop's retention limit removes it (inbound/folder_cleanup.py).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class ImapInbox:
         if self.client is None:
             raise ConnectionError("IMAP not connected")
         return self.client
+
+    def logged_in(self) -> IMAPClient:
+        """The connection, for work on other folders than the incoming one (folder_cleanup.py)."""
+        return self._connected()
 
     def waiting_uids(self) -> list[int]:
         """Every message in the folder not already flagged deleted, oldest first."""

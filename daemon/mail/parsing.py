@@ -2,6 +2,8 @@
 
 Everything that later ends up in an outgoing header is cleaned here once (no CR/LF, bounded
 length), and HTML-only mail is turned into text so agents and templates only ever see text.
+Header text (subject, display names, attachment names) is decoded by header_text, not by
+mail-parser, which loses the space between an encoded word and a plain one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
@@ -21,7 +22,9 @@ from typing import TypedDict
 
 import mailparser
 from inscriptis import get_text
+from mailparser.utils import decode_header_part, mime_header_view
 
+from daemon.mail.header_text import decode_header_text, likely_charset
 from daemon.mail.message import Address, Attachment, ParsedMessage
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
@@ -48,8 +51,10 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
     """
     mail = mailparser.parse_from_bytes(bounded_fields(raw))
     message: Message = mail.message
-    sender = _sender(_first_address(mail.from_) or _first_header_address(message, "Sender", "Return-Path"),
-                     require_sender)
+    charset = charset_hint(message)
+    sender = _sender(next(iter(_addresses(_raw_values(message, "From"), charset)), None)
+                     or _first_address(mail.from_)
+                     or _first_header_address(message, "Sender", "Return-Path"), require_sender)
     text = (mail.text_plain and "\n".join(mail.text_plain)) or ""
     html = (mail.text_html and "\n".join(mail.text_html)) or ""
     if not text.strip() and html.strip():
@@ -60,13 +65,14 @@ def parse(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMessage, Me
             message_id=message_id,
             sender=sender,
             **_correspondents(message),
-            subject=clean_header_text(str(mail.subject or "")),
+            subject=clean_header_text(decode_header_text(next(iter(_raw_values(message, "Subject")), ""),
+                                                         charset)),
             date=_utc(mail.date),
             # NUL never means anything in mail text (a UTF-16 part labelled UTF-8 is full of them),
             # and PostgreSQL cannot store it in a text column.
             text=text.replace("\r\n", "\n").replace("\x00", ""),
             html=html,
-            attachments=tuple(_attachments(mail.attachments)),
+            attachments=tuple(_attachments(mail.attachments, _filenames(message, charset))),
             content_type=message.get_content_type(),
         ),
         message,
@@ -84,13 +90,14 @@ class _Correspondents(TypedDict):
 
 def _correspondents(message: Message) -> _Correspondents:
     """The threading and address headers, read the same way from a full parse or headers only."""
+    charset = charset_hint(message)
     return _Correspondents(
         in_reply_to=message_ids(_header(message, "In-Reply-To")),
         references=message_ids(_header(message, "References")),
-        reply_to=tuple(_addresses(message.get_all("Reply-To") or [])),
-        to=tuple(_addresses(message.get_all("To") or [])),
-        cc=tuple(_addresses(message.get_all("Cc") or [])),
-        headers=tuple((str(k), _decoded(v)) for k, v in message.items()),
+        reply_to=tuple(_addresses(_raw_values(message, "Reply-To"), charset)),
+        to=tuple(_addresses(_raw_values(message, "To"), charset)),
+        cc=tuple(_addresses(_raw_values(message, "Cc"), charset)),
+        headers=tuple((str(k), decode_header_text(v, charset)) for k, v in message.raw_items()),
     )
 
 
@@ -105,7 +112,7 @@ def parse_headers(raw: bytes, *, require_sender: bool = True) -> tuple[ParsedMes
             message_id=normalise_message_id(_header(message, "Message-ID")) or synthetic_message_id(raw),
             sender=sender,
             **_correspondents(message),
-            subject=clean_header_text(_header(message, "Subject")),
+            subject=clean_header_text(_header(message, "Subject", charset_hint(message))),
             date=_utc(_date(_header(message, "Date"))),
             text="",
             html="",
@@ -169,35 +176,53 @@ def clean_header_text(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split()).replace("=?", "= ?")[:_MAX_HEADER_TEXT]
 
 
-def _header(message: Message, name: str) -> str:
-    return " ".join(_decoded(v) for v in message.get_all(name) or [])
+def _raw_values(message: Message, name: str) -> list[str]:
+    """Every value of a field as received (8-bit bytes as surrogate escapes, not yet decoded);
+    get_all() would turn 8-bit values into Header objects that print as replacement characters."""
+    wanted = name.lower()
+    return [str(v) for k, v in message.raw_items() if k.lower() == wanted]
 
 
-def _decoded(value: object) -> str:
-    text = str(value)
-    if "=?" not in text:
-        return text
-    try:
-        return str(make_header(decode_header(text)))
-    except (LookupError, UnicodeError, ValueError, binascii.Error):
-        return text
+def _header(message: Message, name: str, charset: str | None = None) -> str:
+    return " ".join(decode_header_text(v, charset) for v in _raw_values(message, name))
 
 
-def _addresses(values: Sequence[object]) -> list[Address]:
+def charset_hint(message: Message) -> str | None:
+    """The charset the message declares that its raw 8-bit headers are likely in."""
+    return likely_charset(message.get_charsets())
+
+
+def _addresses(values: Sequence[str], charset: str | None) -> list[Address]:
     """Split first, decode names after: an encoded word must not smuggle in another address."""
     found = []
-    for name, email in getaddresses([str(v) for v in values]):
+    for name, email in getaddresses([_unfolded(v) for v in values]):
         email = clean_header_text(email).lower()
         if "@" in email:
-            found.append(Address(clean_header_text(_decoded(name))[:200], email[:320]))
+            found.append(Address(clean_header_text(decode_header_text(name, charset))[:200],
+                                 email[:320]))
     return found
+
+
+def _unfolded(value: str) -> str:
+    return value.replace("\r", "").replace("\n", "")
+
+
+def _filenames(message: Message, charset: str | None) -> dict[str, str]:
+    """Attachment names as mail-parser decoded them → as they were written (RFC 2231 parameters
+    already joined by get_filename), so mail-parser's attachments can keep its part selection."""
+    names: dict[str, str] = {}
+    for part in message.walk():
+        raw = mime_header_view(part)[0].get_filename()
+        if raw:
+            names.setdefault(decode_header_part(raw), decode_header_text(raw, charset).strip())
+    return names
 
 
 def _first_address(pairs: object) -> Address | None:
     if isinstance(pairs, list):
         for pair in pairs:
             if isinstance(pair, tuple) and len(pair) == 2 and "@" in str(pair[1]):
-                return Address(clean_header_text(_decoded(str(pair[0])))[:200],
+                return Address(clean_header_text(str(pair[0]))[:200],
                                clean_header_text(str(pair[1])).lower()[:320])
     return None
 
@@ -233,9 +258,10 @@ def _utc(value: object) -> datetime | None:
     return value
 
 
-def _attachments(items: list[dict[str, object]]) -> list[Attachment]:
+def _attachments(items: list[dict[str, object]], names: dict[str, str]) -> list[Attachment]:
     found = []
     for item in items:
+        filename = str(item.get("filename") or "attachment")
         payload = item.get("payload") or ""
         if item.get("binary"):
             try:
@@ -246,7 +272,7 @@ def _attachments(items: list[dict[str, object]]) -> list[Attachment]:
             content = str(payload).encode("utf-8", "replace")
         found.append(
             Attachment(
-                filename=clean_header_text(str(item.get("filename") or "attachment"))[:255],
+                filename=clean_header_text(names.get(filename, filename))[:255],
                 content_type=clean_header_text(str(item.get("mail_content_type") or
                                                    "application/octet-stream"))[:255],
                 content=content,

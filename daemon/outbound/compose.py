@@ -20,6 +20,7 @@ from daemon.mail.message import Attachment
 from daemon.mail.outlook import new_thread_index, reply_thread_index
 from daemon.mail.parsing import clean_header_text
 from daemon.mail.subjects import subject_key, tagged, ticket_tag
+from daemon.outbound.header_lines import address_line, text_line
 from daemon.outbound.rendering import Rendered
 
 _MAX_REFERENCES = 20
@@ -59,23 +60,21 @@ def safe_filename(name: str) -> str:
     return base[:_MAX_FILENAME] or "attachment"
 
 
-def _mailbox(name: str, email: str) -> Address:
-    """A structured address: the policy quotes or encodes the name as a whole, so text from a
-    message ("María Bcc: x@y") never turns into another address, as a formatted string could."""
-    display = clean_header_text(name)
+def _addr_spec(email: str) -> str:
+    """The address as a valid addr-spec (the local part quoted when it needs it)."""
     try:
-        return Address(display_name=display, addr_spec=email)
+        return Address(addr_spec=email).addr_spec
     except (ValueError, HeaderParseError):
         local, _, domain = clean_header_text(email).rpartition("@")
-        return Address(display_name=display, username=local, domain=domain)
+        return Address(username=local, domain=domain).addr_spec
 
 
 @lru_cache(maxsize=4096)
 def _address_line(field: str, mailboxes: tuple[tuple[str, str], ...]) -> str:
-    """A folded address header. The same few lines recur (the shop, the agents, a ticket's
-    customer) and the policy's parse-and-fold is most of what composing costs, hence the cache."""
-    line: str = SMTP.header_factory(field, [_mailbox(n, e) for n, e in mailboxes]).fold(policy=SMTP)
-    return line
+    """A folded address header; the name is quoted or encoded as a whole by header_lines, so text
+    from a message ("María Bcc: x@y") never turns into another address. The same few lines recur
+    (the shop, the agents, a ticket's customer), hence the cache."""
+    return address_line(field, [(clean_header_text(n), _addr_spec(e)) for n, e in mailboxes])
 
 
 @lru_cache(maxsize=4096)
@@ -172,14 +171,14 @@ def compose(
     if ticket_tag(subject) != ticket:
         subject = tagged(subject, ticket)
     headers = [_address_line("From", ((from_name or shop_name, shop_address),)),
-               _line("Subject", subject), _line("Date", format_datetime(now.astimezone()))]
+               text_line("Subject", subject), _line("Date", format_datetime(now.astimezone()))]
     references = [*thread.references, *([thread.in_reply_to] if thread.in_reply_to else [])]
     if thread.in_reply_to:
         headers.append(_line("In-Reply-To", f"<{thread.in_reply_to}>"))
     if references:
         unique = list(dict.fromkeys(references))[-_MAX_REFERENCES:]
         headers.append(_line("References", " ".join(f"<{mid}>" for mid in unique)))
-    headers.append(_line("Thread-Topic", subject_key(subject) or subject))
+    headers.append(text_line("Thread-Topic", subject_key(subject) or subject))
     seed = f"{shop_address}#{ticket}"
     headers.append(_line("Thread-Index", (
         reply_thread_index(thread.thread_index, seed, now)

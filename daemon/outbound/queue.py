@@ -25,6 +25,7 @@ from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Renderer
 from daemon.shop.lookup import OrderLookup
 from daemon.shop.model import Order
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import (
     Direction,
     Message,
@@ -206,7 +207,7 @@ class Mailer:
     def _why_withheld(self, session: Session, ticket: Ticket, now: datetime
                       ) -> tuple[str | None, str]:
         address = ticket.customer_email
-        suppressed = session.get(SuppressedAddress, address)
+        suppressed = session.get(SuppressedAddress, address_hash(session, address))
         if suppressed is not None and suppressed.until > now:
             return "suppressed", (f"the address hard-bounced, no automatic mail until "
                                   f"{suppressed.until:%Y-%m-%d %H:%M} UTC ({suppressed.reason[:200]})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.storage.models import OutboxItem, OutboxStatus
@@ -25,6 +25,8 @@ def retry(session: Session, item_id: int, now: datetime) -> str:
         raise NotRetryable(f"no outbox message {item_id}")
     if item.status == OutboxStatus.SENT:
         raise NotRetryable(f"outbox message {item_id} was already sent")
+    if item.status == OutboxStatus.CANCELLED or not item.raw:
+        raise NotRetryable(f"outbox message {item_id} was erased with its recipient's personal data")
     previous = item.status
     item.status, item.next_attempt_at = OutboxStatus.PENDING, now
     return previous
@@ -32,7 +34,8 @@ def retry(session: Session, item_id: int, now: datetime) -> str:
 
 def retry_all_failed(session: Session, now: datetime) -> list[int]:
     """Every permanently refused row back in the queue, due now; returns their ids."""
-    items = list(session.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.FAILED)
+    items = list(session.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.FAILED,
+                                                          func.length(OutboxItem.raw) > 0)
                                  .order_by(OutboxItem.id).with_for_update()))
     for item in items:
         item.status, item.next_attempt_at = OutboxStatus.PENDING, now

@@ -29,7 +29,7 @@ from daemon.inbound.mailbox_work import MailboxWorker, MailboxWorkers
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Renderer
 from daemon.outbound.sender import OutboxSender, SendEvents, probe
-from daemon.runtime import logs, metrics
+from daemon.runtime import logs, metrics, retention
 from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_scheduler
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
@@ -176,6 +176,7 @@ async def run_once(settings: Settings) -> int:
         finally:
             await asyncio.to_thread(lock.close)
     parts = boxes[0]
+    await asyncio.to_thread(retention.sweep, settings, parts.sessions, utcnow)
     retries_left = settings.config.smtp.max_attempts_per_run
     while True:
         report = await parts.sender.deliver_due(ignore_schedule=True)
@@ -266,6 +267,12 @@ async def run_forever(settings: Settings) -> int:
     scheduler.add_job(lifecycle_sweep, "interval",
                       seconds=settings.config.updates.sweep_every.total_seconds(),
                       id="lifecycle-sweep", coalesce=True, max_instances=1,
+                      next_run_time=datetime.now(UTC))
+    async def retention_sweep() -> None:
+        await asyncio.to_thread(retention.sweep, settings, parts.sessions, utcnow)
+
+    scheduler.add_job(retention_sweep, "interval", seconds=retention.EVERY_SECONDS,
+                      id="retention-sweep", coalesce=True, max_instances=1,
                       next_run_time=datetime.now(UTC))
     scheduler.add_job(workers.claim, "interval", seconds=_CLAIM_EVERY_SECONDS, id="mailbox-claim",
                       coalesce=True, max_instances=1)

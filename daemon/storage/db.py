@@ -36,7 +36,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted and overwritten content is zeroed, not left in free space (personal data erasure).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+# The tables an erasure rewrites; PostgreSQL's VACUUM is asked to reclaim their dead rows.
+_ERASED_TABLES = ("tickets", "participants", "messages", "attachments", "raw_messages", "outbox",
+                  "promises", "suppressed_addresses")
+
+
+def compact(engine: Engine) -> str | None:
+    """After an erasure, get the erased bytes out of the database files as far as the server allows.
+
+    SQLite: VACUUM rebuilds the file from live rows only, then a TRUNCATE checkpoint empties the
+    write-ahead log, which still holds the old pages. PostgreSQL: VACUUM marks dead rows free;
+    their bytes stay on disk until overwritten (README, "Personal data"). Returns a warning when
+    part of that could not be done (another connection is reading), else None.
+    """
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name != "sqlite":
+            for table in _ERASED_TABLES:
+                connection.exec_driver_sql(f"VACUUM {table}")
+            return None
+        connection.exec_driver_sql("PRAGMA secure_delete=ON")
+        connection.exec_driver_sql("VACUUM")
+        busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+    if busy is not None and busy[0]:
+        return ("another process is reading the database, so its write-ahead log (-wal file) "
+                "still holds old pages; run the command again when the daemon is stopped")
+    return None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -80,6 +80,8 @@ class Ticket(Base):
                                          server_default=DEFAULT_MAILBOX)
     # Order numbers, space-separated; "-N" is one an agent removed (daemon/mail/orders.py).
     orders: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # When the customer's personal data was replaced by a pseudonym (forget or retention).
+    pseudonymised_at: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -167,6 +169,8 @@ class RawMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(998), default=None, index=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When `raw` was emptied (forget or retention); the row stays so duplicates are still known.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (Index("ix_raw_messages_uid", "folder", "uidvalidity", "uid"),)
 
@@ -175,6 +179,7 @@ class OutboxStatus:
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its recipient's data was erased before it went out
 
 
 class OutboxItem(Base):
@@ -204,11 +209,14 @@ class OutboxItem(Base):
 
 
 class SuppressedAddress(Base):
-    """An address that hard-bounced: no automatic mail goes to it until `until`."""
+    """An address that hard-bounced: no automatic mail goes to it until `until`.
+
+    Kept only as a keyed hash of the address (storage/address_keys.py), never the address itself.
+    """
 
     __tablename__ = "suppressed_addresses"
 
-    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
     until: Mapped[datetime] = mapped_column()
     reason: Mapped[str] = mapped_column(Text)
     ticket_id: Mapped[int | None] = mapped_column(
@@ -247,6 +255,25 @@ class DiscountCode(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_discount_codes_free", "source", "claimed_at"),)
+
+
+class Erasure(Base):
+    """The audit of one erasure (a `customers forget` or a retention sweep): when, why, how much.
+
+    Holds no personal data: not the address, not a pseudonym, only counts.
+    """
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    tickets: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    raw_mails: Mapped[int] = mapped_column(Integer, default=0)
+    attachments: Mapped[int] = mapped_column(Integer, default=0)
+    outbox: Mapped[int] = mapped_column(Integer, default=0)
+    imap_copies: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class KeyValue(Base):

@@ -20,7 +20,9 @@ class TicketStore:
         rows = self.session.execute(
             select(Message.message_id, Message.ticket_id)
             .join(Ticket, Ticket.id == Message.ticket_id)
-            .where(Message.message_id.in_(message_ids), Ticket.mailbox == self.mailbox)
+            .where(Message.message_id.in_(message_ids), Ticket.mailbox == self.mailbox,
+                   # A forgotten customer who writes again is a new customer, even in the old thread.
+                   Ticket.pseudonymised_at.is_(None))
         ).all()
         by_id = {mid: ticket for mid, ticket in rows}
         return next((by_id[mid] for mid in message_ids if mid in by_id), None)

@@ -42,6 +42,9 @@ def ticket_object(ticket: Ticket, message_count: int,
         "closing_pending": None if pending is None else {
             "since": iso(pending.since), "code": pending.code, "percent": pending.percent,
             "attempts": pending.attempts, "last_error": pending.last_error},
+        "unreachable_at": iso(ticket.unreachable_at),
+        "unreachable_reason": ticket.unreachable_reason,
+        "pseudonymised_at": iso(ticket.pseudonymised_at),
     }
 
 

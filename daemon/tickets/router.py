@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from daemon.mail.quoting import visible_text
 from daemon.mail.subjects import subject_key
 from daemon.outbound.compose import Thread
 from daemon.outbound.queue import Mailer
+from daemon.storage.address_keys import address_hash
 from daemon.storage.models import (
     AgentWarning,
     Attachment,
@@ -146,6 +148,8 @@ class Ingestor:
                 row = session.get(RawMessage, raw_id, with_for_update=True)
                 if row is None or row.outcome != RawOutcome.QUARANTINED:
                     raise LookupError(f"no quarantined message {raw_id}")
+                if row.erased_at is not None:
+                    raise LookupError(f"quarantined message {raw_id} was erased (personal data)")
                 row.outcome, row.error = RawOutcome.TICKET, None
                 return self._apply(session, row.raw, row)
         except (OperationalError, LookupError):
@@ -377,12 +381,15 @@ class Ingestor:
     def _suppress(self, session: Session, verdict: BounceVerdict, ticket: Ticket,
                   until: datetime) -> None:
         address = verdict.suppress or ""
-        row = session.get(SuppressedAddress, address)
+        hashed = address_hash(session, address)
+        # Only the hash is kept; the diagnostic often quotes the address, so it goes too.
+        reason = re.sub(re.escape(address), "<address>", verdict.reason, flags=re.IGNORECASE)[:2000]
+        row = session.get(SuppressedAddress, hashed)
         if row is None:
-            session.add(SuppressedAddress(email=address, until=until, reason=verdict.reason[:2000],
+            session.add(SuppressedAddress(address_hash=hashed, until=until, reason=reason,
                                           ticket_id=ticket.id, created_at=self.clock()))
         else:
-            row.until, row.reason, row.ticket_id = until, verdict.reason[:2000], ticket.id
+            row.until, row.reason, row.ticket_id = until, reason, ticket.id
         log.info("ticket=%d %s hard-bounced: no automatic mail to it until %s", ticket.id, address,
                  until)
 

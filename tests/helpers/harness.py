@@ -16,33 +16,36 @@ from pathlib import Path
 from typing import Any
 
 from helpers.dbcheck import fresh_database_url
-from helpers.mailservers import CapturedMail, Dovecot, SmtpSink
+from helpers.mailservers import CapturedMail, Dovecot, Postfix, SmtpSink
 
 SHOP_USER = "incidencias"
 SHOP_ADDRESS = "incidencias@example.com"
 AGENTS = ("agent1@example.com", "agent2@example.com")
 
 
-def smtp_and_database(directory: Path, imap: Dovecot, sink: SmtpSink, database_url: str) -> str:
-    """Write the password files a test config names; return its [smtp] and [database] sections."""
+def smtp_and_database(directory: Path, imap: Dovecot, sink: SmtpSink | Postfix,
+                      database_url: str) -> str:
+    """Write the password files a test config names; return its [smtp] and [database] sections.
+    A Postfix relays for its local network without logging in, like a shop's own server."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "imap-password").write_text(imap.password + "\n")
-    (directory / "smtp-password").write_text(sink.password + "\n")
+    login = ""
+    if isinstance(sink, SmtpSink):
+        (directory / "smtp-password").write_text(sink.password + "\n")
+        login = f'username = "{sink.username}"\npassword_file = "smtp-password"\n'
     return f"""
 [smtp]
 host = "127.0.0.1"
 port = {sink.port}
 security = "none"
-username = "{sink.username}"
-password_file = "smtp-password"
-max_attempts_per_run = 2
+{login}max_attempts_per_run = 2
 
 [database]
 url = "{database_url}"
 """
 
 
-def write_config(directory: Path, imap: Dovecot, sink: SmtpSink, *, extra: str = "",
+def write_config(directory: Path, imap: Dovecot, sink: SmtpSink | Postfix, *, extra: str = "",
                  database_url: str | None = None, updates_every: str = "3d",
                  idle: bool = True, poll_every: str = "1s", updates: str = "",
                  closing: str = "") -> Path:

@@ -1,4 +1,5 @@
-"""Real mail servers for end-to-end tests: a private Dovecot (IMAP + LMTP) and an SMTP sink.
+"""Real mail servers for end-to-end tests: a private Dovecot (IMAP + LMTP), a private Postfix
+delivering into it, and an SMTP sink.
 
 End-to-end tests talk to real servers because fakes hide exactly the protocol details (IDLE
 timing, UIDs, folder separators, SMTP replies) that break a mail daemon in production.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import json
 import logging
 import os
 import pwd
@@ -311,6 +313,18 @@ class Dovecot:
             data = client.fetch(uids, ["BODY.PEEK[]"])
             return [bytes(data[uid][b"BODY[]"]) for uid in uids]
 
+    def decoded_headers(self, user: str, names: Sequence[str], folder: str = "INBOX"
+                        ) -> list[dict[str, str]]:
+        """Dovecot's own decoding (RFC 2047 → UTF-8) of header fields of every message in
+        `folder`, in UID order: a second decoder, independent of Python's, to check ours against."""
+        fields = ["uid", *(f"hdr.{name.lower()}.utf8" for name in names)]
+        result = subprocess.run(
+            ["doveadm", "-f", "tab", "-c", str(self._conf()), "fetch", "-u", user, " ".join(fields),
+             "mailbox", folder, "all"],
+            capture_output=True, text=True, timeout=IMAP_TIMEOUT, check=True)
+        rows = [line.split("\t") for line in result.stdout.splitlines()[1:]]
+        return [dict(zip(names, row[1:], strict=True)) for row in sorted(rows, key=lambda r: int(r[0]))]
+
     def folders(self, user: str) -> list[str]:
         with self.client(user) as client:
             return [str(name) for _flags, _delim, name in client.list_folders()]
@@ -334,6 +348,11 @@ class Dovecot:
             if uids:
                 client.delete_messages(uids)
                 client.expunge()
+
+    def _conf(self) -> Path:
+        if self.root is None:
+            raise DovecotError("dovecot is not started")
+        return self.root / "dovecot.conf"
 
     def log_text(self) -> str:
         if self.root is None or not (self.root / "dovecot.log").exists():
@@ -427,6 +446,245 @@ def _read_greeting(host: str, port: int) -> bytes:
             return greeting
     except OSError:
         return b""
+
+
+_POSTFIX_MAIN = Template(
+    """\
+compatibility_level = 3.6
+queue_directory = $root/queue
+data_directory = $root/data
+mail_owner = $owner
+setgid_group = $setgid
+myhostname = mx.$domain
+mydomain = $domain
+myorigin = $domain
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+# Every address of $domain goes to Dovecot over LMTP, which refuses the ones it does not know:
+# Postfix then returns the mail to its sender with its own delivery status notification.
+relay_domains = $domain
+relay_recipient_maps =
+relay_transport = lmtp:inet:127.0.0.1:$lmtp_port
+default_transport = error:5.1.2 this test mail server delivers only to $domain
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_banner = $$myhostname ESMTP $token
+maillog_file = $root/postfix.log
+maillog_file_prefixes = $root
+biff = no
+smtputf8_enable = no
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+"""
+)
+
+# The services a queue needs, none chrooted (the queue directory holds no copy of /etc).
+_POSTFIX_MASTER = Template(
+    """\
+127.0.0.1:$port inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+)
+
+
+class PostfixError(RuntimeError):
+    """Postfix failed to start or to answer; the message carries its log."""
+
+
+def find_postfix() -> str | None:
+    """Path of Postfix's master daemon when Debian's postfix package is installed, else None."""
+    path = Path("/usr/lib/postfix/sbin/master")
+    return str(path) if path.is_file() and shutil.which("postfix", path=_SBIN_PATH) else None
+
+
+_SBIN_PATH = os.environ.get("PATH", os.defpath) + os.pathsep + "/usr/sbin:/usr/local/sbin:/sbin"
+
+
+class Postfix:
+    """A private Postfix on a free loopback port, delivering `domain` by LMTP into `dovecot`.
+
+    Its config, queue and data directories live under one temp directory; no system service
+    or file is touched. The master daemon runs in the foreground in its own process group, so
+    stop() ends it and every child with it. Needs root (Postfix's master does).
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, dovecot: Dovecot) -> None:
+        self.dovecot = dovecot
+        self.domain = dovecot.domain
+        self.port = free_port()
+        self.root: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        master = find_postfix()
+        if master is None:
+            raise PostfixError("postfix not installed (apt-get install postfix)")
+        if os.geteuid() != 0:
+            raise PostfixError("postfix's master daemon needs root")
+        root = self._prepare()
+        token = "postfix-ready-" + secrets.token_hex(8)
+        self._write_config(root, token)
+        # check creates the queue's directories with Postfix's own owners and modes.
+        try:
+            self._postfix("check")
+        except PostfixError:
+            self.close()
+            raise
+        with (root / "stdout.log").open("wb") as out:
+            self._proc = subprocess.Popen([master, "-c", str(root / "etc"), "-d"],
+                                          stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if not self.running:
+                break
+            if token.encode() in _read_greeting(self.host, self.port):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise PostfixError(f"postfix did not become ready on {self.host}:{self.port}\n"
+                           f"--- postfix.log ---\n{self.log_text()}\n--- stdout/stderr ---\n"
+                           f"{(root / 'stdout.log').read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        """SIGTERM to the whole process group: master and every service it started."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # Children may outlive master by a moment; none may outlive the test.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.stop()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> Postfix:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send(self, raw: bytes, mail_from: str, rcpt_tos: Sequence[str]) -> None:
+        """Submit a message over SMTP, as a customer's provider hands mail to the shop's server."""
+        with smtplib.SMTP(self.host, self.port, timeout=IMAP_TIMEOUT) as smtp:
+            smtp.sendmail(mail_from, list(rcpt_tos), to_crlf(raw))
+
+    def queue(self) -> list[dict[str, Any]]:
+        """What is still in Postfix's queue (postqueue -j): empty once everything is delivered
+        or returned."""
+        result = self._postqueue("-j")
+        return [json.loads(line) for line in result.splitlines() if line.strip()]
+
+    def flush(self) -> None:
+        """Ask Postfix to try deferred mail now (postqueue -f)."""
+        self._postqueue("-f")
+
+    def wait_until_idle(self, timeout: float = 20.0) -> None:
+        """Block until the queue is empty: every message delivered or returned to its sender."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.queue():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"postfix queue not empty after {timeout}s: {self.queue()}\n"
+                             f"{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        if self.root is None or not (self.root / "postfix.log").exists():
+            return ""
+        return (self.root / "postfix.log").read_text(errors="replace")
+
+    def _postfix(self, *args: str) -> None:
+        binary = shutil.which("postfix", path=_SBIN_PATH) or "postfix"
+        assert self.root is not None
+        result = subprocess.run([binary, "-c", str(self.root / "etc"), *args],
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise PostfixError(f"postfix {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
+                               f"{self.log_text()}")
+
+    def _postqueue(self, *args: str) -> str:
+        binary = shutil.which("postqueue", path=_SBIN_PATH) or "postqueue"
+        assert self.root is not None
+        result = subprocess.run([binary, "-c", str(self.root / "etc"), *args],
+                                capture_output=True, text=True, timeout=30, check=True)
+        return result.stdout
+
+    def _prepare(self) -> Path:
+        if self.root is not None:
+            return self.root
+        root = Path(tempfile.mkdtemp(prefix="pf-", dir="/tmp"))
+        # Postfix wants root to own the path to its queue, and its own user to traverse it.
+        root.chmod(0o755)
+        (root / "etc").mkdir(mode=0o755)
+        (root / "queue").mkdir(mode=0o755)
+        self.root = root
+        return root
+
+    def _write_config(self, root: Path, token: str) -> None:
+        owner = "postfix"
+        setgid = "postdrop"
+        (root / "etc" / "main.cf").write_text(_POSTFIX_MAIN.substitute(
+            root=root, owner=owner, setgid=setgid, domain=self.domain, token=token,
+            lmtp_port=self.dovecot.lmtp_port), encoding="utf-8")
+        (root / "etc" / "master.cf").write_text(_POSTFIX_MASTER.substitute(port=self.port),
+                                                encoding="utf-8")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
