@@ -478,6 +478,75 @@ class MailboxConfig(_Section):
         return value
 
 
+_FAQ_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class FaqEntry(_Section):
+    """One `[[faq]]` entry: keywords per language; the answer is `<templates>/<lang>/faq/<name>.j2`."""
+
+    name: str
+    keywords: dict[str, list[str]] = Field(min_length=1)
+    url: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _FAQ_NAME.match(value):
+            raise ValueError(f"expected lower-case letters, digits, '-' or '_' (at most 40), got {value!r}")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        cleaned: dict[str, list[str]] = {}
+        for code, words in value.items():
+            kept = [" ".join(word.split()) for word in words]
+            if not kept or not all(kept):
+                raise ValueError(f"keywords.{code}: give at least one keyword, none of them empty")
+            cleaned[_language_code(code)] = kept
+        return cleaned
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise ValueError(f"expected an http(s):// address, got {value!r}")
+        return value
+
+
+class SelfHelpConfig(_Section):
+    """Options of the `[[faq]]` self-help (a separate table: TOML cannot have both [faq] and [[faq]])."""
+
+    discount_on_self_solved: bool = False
+
+
+class ReasonsConfig(_Section):
+    """`known` reasons (the agents' `#tag`): an unknown tag comes back with "did you mean"."""
+
+    known: list[str] = Field(default_factory=list)
+
+    @field_validator("known")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [word.strip().lower() for word in value if word.strip()]
+
+
+class ReportConfig(_Section):
+    """The weekly report: `to` None means the agents, [] turns it off; shop time zone."""
+
+    to: list[Email] | None = None
+    weekday: str = "mon"
+    hour: int = Field(default=8, ge=0, le=23)
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        day = value.strip().lower()[:3]
+        if day not in WEEKDAYS:
+            raise ValueError(f"unknown day {value!r}; use mon, tue, wed, thu, fri, sat or sun")
+        return day
+
+
 class Config(_Section):
     """The whole validated configuration; secrets are resolved into `*_password` fields."""
 
@@ -498,6 +567,10 @@ class Config(_Section):
     orders: OrdersConfig = OrdersConfig()
     retention: RetentionConfig = RetentionConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
+    faq: list[FaqEntry] = Field(default_factory=list)
+    self_help: SelfHelpConfig = SelfHelpConfig()
+    reasons: ReasonsConfig = ReasonsConfig()
+    report: ReportConfig = ReportConfig()
 
     _mailbox: str = PrivateAttr(default=DEFAULT_MAILBOX)
 
@@ -529,6 +602,15 @@ class Config(_Section):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"mailbox name(s) {repeated} used more than once")
+        return value
+
+    @field_validator("faq")
+    @classmethod
+    def _unique_faq(cls, value: list[FaqEntry]) -> list[FaqEntry]:
+        names = [entry.name for entry in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"faq name(s) {repeated} used more than once")
         return value
 
     @property

@@ -178,3 +178,67 @@ def test_help_lists_every_command_with_its_spanish_alias() -> None:
     for english, spanish in [("#close", "#cerrar"), ("#note", "#nota"), ("#wait", "#esperar"),
                              ("#promise", "#prometer"), ("#help", "#ayuda")]:
         assert any(english in line and spanish in line for line in lines)
+
+
+# --- French aliases (agents may work in French) ----------------------------------------------
+
+FRENCH = [
+    ("#note La cliente a appelé", "note"), ("#fermer", "close"), ("#clore", "close"),
+    ("#attendre 3d", "wait"), ("#en-attente", "waiting"), ("#En-Attente", "waiting"),
+    ("#promettre demain rappeler la cliente", "promise"), ("#fait", "done"),
+    ("#assigner ana", "assign"), ("#attribuer luis", "assign"), ("#étiquette taille", "tag"),
+    ("#etiquette taille", "tag"), ("#langue fr", "lang"), ("#statut Colis retrouvé", "status"),
+    ("#rouvrir", "reopen"), ("#aide", "help"), ("#réponse delay", "answer"),
+    ("#reponse delay", "answer"), ("#RÉPONSES", "answers"),
+]
+
+
+@pytest.mark.parametrize(("line", "name"), FRENCH)
+def test_every_command_has_a_french_alias_accents_optional(line: str, name: str) -> None:
+    reply = parse(line)
+    assert reply.errors == []
+    assert (reply.is_note if name == "note" else [c.name for c in reply.commands] == [name])
+
+
+def test_every_english_command_has_a_french_alias_tested() -> None:
+    from daemon.tickets.agents.commands import ALIASES
+
+    assert set(ALIASES.values()) <= {name for _, name in FRENCH}
+
+
+@pytest.mark.parametrize(("english", "french"), [
+    ("#close", "#fermer"), ("#wait", "#attendre"), ("#waiting", "#en-attente"),
+    ("#promise", "#promettre"), ("#done", "#fait"), ("#assign", "#assigner"), ("#tag", "#étiquette"),
+    ("#lang", "#langue"), ("#status", "#statut"), ("#reopen", "#rouvrir"), ("#help", "#aide"),
+    ("#answer", "#réponse"), ("#answers", "#réponses"),
+])
+def test_help_lists_the_french_alias_beside_the_english_name(english: str, french: str) -> None:
+    assert any(line.startswith(f"{english} /") and f" {french} " in line.replace(":", " ")
+               for line in command_help())
+
+
+# --- #answer ---------------------------------------------------------------------------------
+
+def test_answer_reads_a_name_and_an_optional_language() -> None:
+    reply = parse("#answer delay\n#respuesta Wrong-Item fr\n\nHola María")
+    assert [(c.name, c.text, c.language) for c in reply.commands] == [
+        ("answer", "delay", ""), ("answer", "wrong-item", "fr")]
+    assert reply.body == "Hola María"
+
+
+@pytest.mark.parametrize("line", ["#answer", "#answer delay fr extra", "#answer de_lay",
+                                  "#answer delay french", "#answer -delay"])
+def test_a_malformed_answer_line_is_an_explained_error(line: str) -> None:
+    [error] = parse(line).errors
+    assert error.line == line
+    assert any(word in error.message for word in ("#answer", "answer name", "language code"))
+
+
+def test_answer_cannot_go_with_close_or_note() -> None:
+    assert parse("#close\n#answer delay").errors
+    [error] = parse("#answer delay\n#note just for us").errors
+    assert "#note" in error.message
+
+
+def test_answers_lists_need_no_argument() -> None:
+    assert only("#respuestas") == ("answers", "")

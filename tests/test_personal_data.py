@@ -293,3 +293,40 @@ def test_an_address_that_merely_contains_the_forgotten_one_is_someone_else(
         assert _ticket_json(session, theirs) == before
         mention = session.get_one(Ticket, naming).messages[0].text
         assert "Es para mi amiga anon-" in mention and ALICIA not in mention
+
+
+def test_nothing_is_queued_for_a_forgotten_customer_whose_ticket_stays_open(
+        shop: Components, clock: Clock) -> None:
+    _, own = _shared_ticket(shop)
+    with shop.sessions.begin() as session:
+        forget(session, find_holdings(session, ALICIA), clock())
+    clock.now += timedelta(days=4)
+    shop.lifecycle.sweep()
+    clock.now += timedelta(days=4)
+    shop.lifecycle.sweep()
+    with shop.sessions() as session:
+        assert session.get_one(Ticket, own).status == "open"
+        queued = session.scalars(select(OutboxItem.kind).where(
+            OutboxItem.ticket_id == own, OutboxItem.status == OutboxStatus.PENDING)).all()
+    assert queued == [], "no update to a pseudonym, no reminder about a ticket nobody can answer"
+    with shop.sessions.begin() as session:
+        shop.lifecycle.close(session, session.get_one(Ticket, own), no_discount=True)
+    with shop.sessions() as session:
+        assert session.get_one(Ticket, own).status == "closed"
+        assert session.scalars(select(OutboxItem.kind).where(
+            OutboxItem.ticket_id == own, OutboxItem.status == OutboxStatus.PENDING)).all() == []
+
+
+def test_mail_erased_with_its_recipient_cannot_be_retried(shop: Components, clock: Clock) -> None:
+    from daemon.outbound.retry import NotRetryable, retry, retry_all_failed
+
+    _, own = _shared_ticket(shop)
+    with shop.sessions.begin() as session:
+        forget(session, find_holdings(session, ALICIA), clock())
+    with shop.sessions.begin() as session:
+        cancelled = session.scalars(select(OutboxItem.id).where(OutboxItem.ticket_id == own)).first()
+        assert cancelled is not None
+        with pytest.raises(NotRetryable, match="erased"):
+            retry(session, cancelled, clock())
+        session.get_one(OutboxItem, cancelled).status = OutboxStatus.FAILED
+        assert retry_all_failed(session, clock()) == []

@@ -506,7 +506,7 @@ def test_filesize_uses_local_units_and_decimal_comma() -> None:
 
 def test_sample_context_for_acknowledgement_is_exactly_the_documented_keys() -> None:
     context: dict[str, Any] = sample_context("acknowledgement")
-    assert set(context) == {"shop", "ticket", "update_days"}
+    assert set(context) == {"shop", "ticket", "update_days", "faq", "solved_word"}
     assert set(context["ticket"]) == {"number", "subject", "customer_name"}
 
 

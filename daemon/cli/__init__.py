@@ -13,14 +13,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from daemon import __version__
-from daemon.cli import customers, discounts, outbox, quarantine, service, templates, tickets
+from daemon.cli import (
+    answers,
+    customers,
+    discounts,
+    faq,
+    outbox,
+    quarantine,
+    report,
+    service,
+    templates,
+    tickets,
+)
 from daemon.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from daemon.config import ConfigError, Settings, default_config_path, load_settings
 from daemon.runtime import logs
 
 log = logging.getLogger("incidencias")
 
-GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers)
+GROUPS = (service, tickets, outbox, quarantine, discounts, templates, customers, answers, faq,
+          report)
 
 
 def _parser() -> argparse.ArgumentParser:

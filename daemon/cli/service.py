@@ -44,6 +44,10 @@ def cmd_check_config(settings: Settings, args: argparse.Namespace) -> int:
 
     directories = dict.fromkeys(box.config.templates.directory for box in settings.each_mailbox())
     problems = [problem for directory in directories for problem in Renderer(directory).check()]
+    problems += [problem for box in settings.each_mailbox()
+                 for problem in Renderer(box.config.templates.directory).check_faq(
+                     box.config.faq, box.config.shop.languages)]
+    problems = list(dict.fromkeys(problems))
     for problem in problems:
         print(f"incidencias: template error: {problem}", file=sys.stderr)
     if problems:

@@ -22,7 +22,7 @@ from daemon.mail.message import Attachment
 from daemon.mail.orders import listed_orders
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
-from daemon.outbound.rendering import Renderer
+from daemon.outbound.rendering import Rendered, Renderer
 from daemon.shop.lookup import OrderLookup
 from daemon.shop.model import Order
 from daemon.storage.address_keys import address_hash
@@ -83,18 +83,29 @@ class Mailer:
     def to_customer(self, session: Session, ticket: Ticket, template: str,
                     variables: Mapping[str, Any], *, kind: str, thread: Thread,
                     automatic: str | None, direction: str = Direction.OUT,
-                    attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None
-                    ) -> bool:
+                    attachments: Sequence[Attachment] = (), author: tuple[str, str] | None = None,
+                    language: str | None = None, answers: Sequence[str] = ()) -> bool:
         """Queue a mail to the customer and record it in the ticket's history; False when silent
-        or when an automatic mail is withheld (suppressed address, rate limit)."""
+        or when an automatic mail is withheld (suppressed address, rate limit).
+
+        `language` overrides the ticket's for this mail; `answers` are the quick answers it uses.
+        """
         if self.silent:
             return False
         now = self.clock()
+        if ticket.pseudonymised_at is not None:
+            # Its customer's data was erased: there is nobody to write to, and the clock moves on
+            # so the scheduler does not try again every sweep.
+            log.info("ticket=%d %s not queued: the customer's personal data was erased",
+                     ticket.id, kind)
+            ticket.last_outbound_at = ticket.updated_at = now
+            return False
         if automatic is not None and self._withhold(session, ticket, kind, now):
             return False
         shop = self.config.shop
+        language = language or ticket.language
         rendered = self.renderer.render(
-            template, ticket.language,
+            template, language,
             {"shop": self.shop_context(),
              "ticket": {"number": ticket.id, "subject": ticket.subject,
                         "customer_name": ticket.customer_name},
@@ -103,7 +114,7 @@ class Mailer:
         outgoing = compose(kind=kind, ticket=ticket.id, shop_name=shop.name,
                            shop_address=shop.address,
                            copies=[Copy(((ticket.customer_name, ticket.customer_email),))],
-                           rendered=rendered, language=ticket.language, thread=thread,
+                           rendered=rendered, language=language, thread=thread,
                            automatic=automatic, now=now, attachments=attachments)
         self._enqueue(session, ticket, outgoing, now, automatic=automatic is not None)
         [message_id] = [mail.message_id for mail in outgoing]
@@ -113,7 +124,7 @@ class Mailer:
                             references=" ".join(thread.references), from_email=email,
                             from_name=name, to=ticket.customer_email, subject=rendered.subject,
                             text=variables.get("text") or rendered.text, full_text=rendered.text,
-                            kind=kind, created_at=now))
+                            kind=kind, answers=",".join(answers), created_at=now))
         ticket.last_outbound_at = now
         ticket.updated_at = now
         return True
@@ -145,6 +156,20 @@ class Mailer:
             kind=kind, ticket=number, shop_name=shop.name, shop_address=shop.address, copies=copies,
             rendered=rendered, language=self.config.agents.language, thread=Thread(),
             automatic="auto-generated", now=now, from_name=from_name, attachments=attachments), now)
+        return len(copies)
+
+    def to_addresses(self, session: Session, rendered: Rendered, *, kind: str,
+                     recipients: Sequence[str], language: str) -> int:
+        """A mail built by code rather than a template (the weekly report), one copy each."""
+        if self.silent or not recipients:
+            return 0
+        shop = self.config.shop
+        now = self.clock()
+        copies = [Copy((("", recipient),)) for recipient in dict.fromkeys(recipients)]
+        self._enqueue(session, None, compose(
+            kind=kind, ticket=0, shop_name=shop.name, shop_address=shop.address, copies=copies,
+            rendered=rendered, language=language, thread=Thread(), automatic="auto-generated",
+            now=now), now)
         return len(copies)
 
     def agent_ticket(self, session: Session, ticket: Ticket,

@@ -12,7 +12,7 @@ import html
 import importlib.resources
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib.resources.abc import Traversable
@@ -24,13 +24,17 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from daemon.outbound.template_samples import sample_variants
+from daemon.config import FaqEntry
+from daemon.outbound.answers import ANSWERS_DIR, AnswerBook
+from daemon.outbound.template_samples import answer_variants, faq_sample, sample_variants
 
 SUBJECT_BLOCK = "subject"
 BODY_BLOCK = "body"
 _LANGUAGE_DIR = re.compile(r"[a-z]{2}")
 _TEMPLATE_FILE = re.compile(r"([a-z][a-z0-9_]*)\.j2")
 _PARTIAL_FILE = re.compile(r"_[a-z0-9_]+\.j2")
+#: Sub-directories of a language holding snippets: plain text rendered into a message, no blocks.
+SNIPPET_DIRS = ("faq",)
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,19 @@ class _TraversableLoader(jinja2.BaseLoader):
 
     def find(self, template: str) -> Traversable | None:
         parts = template.split("/")
-        if len(parts) != 2 or not _LANGUAGE_DIR.fullmatch(parts[0]):
+        if len(parts) not in (2, 3) or (len(parts) == 3
+                                        and parts[1] not in (ANSWERS_DIR, *SNIPPET_DIRS)):
             return None
-        node = self.root.joinpath(parts[0], parts[1])
+        if not _LANGUAGE_DIR.fullmatch(parts[0]):
+            return None
+        node = self.root.joinpath(*parts)
         return node if node.is_file() else None
 
 
 class Renderer:
     """Built-in templates, optionally overridden file by file from a shop's directory."""
+
+    _answers: AnswerBook | None
 
     def __init__(self, override_dir: Path | None = None) -> None:
         self._override_dir = override_dir
@@ -153,6 +162,47 @@ class Renderer:
         subject_line = one_line(subject)
         return Rendered(subject_line, text, text_to_html(text, chosen, subject_line))
 
+    def snippet(self, folder: str, name: str, language: str, context: Mapping[str, Any]
+                ) -> str | None:
+        """`<language>/<folder>/<name>.j2` rendered as plain text; None when there is no such file."""
+        path = f"{_primary(language)}/{folder}/{name}.j2"
+        if not any(loader.has(path) for loader in self._loaders):
+            return None
+        try:
+            text = self._env.get_template(path).render(dict(context))
+        except Exception as exc:  # the shop's own text: any failure is its template's error
+            raise TemplateError(_problem_from(exc, self._filename(path))) from exc
+        return tidy_text(text).strip("\n")
+
+    def has(self, name: str, language: str) -> bool:
+        """Whether message template `name` exists in exactly `language` (no fallback)."""
+        return any(loader.has(_template_path(name, _primary(language))) for loader in self._loaders)
+
+    def answers(self) -> AnswerBook:
+        """The quick answers, built-in and the shop's, as found when the renderer was (re)built."""
+        if self._answers is None:
+            self._answers = AnswerBook([loader.root for loader in self._loaders])
+        return self._answers
+
+    def render_answer(self, name: str, language: str, context: Mapping[str, Any]) -> str:
+        """The text of answer `name` in exactly `language` (no fallback: a wrong language is worse
+        than none); TemplateError with file and line when it is missing or fails."""
+        book = self.answers()
+        path = book.path(name, language)
+        if language not in book.languages(name):
+            raise TemplateError(TemplateProblem(path, None, f"no answer {name!r} in {language!r}"))
+        try:
+            template = self._env.get_template(path)
+            # the render function itself, as for blocks: Template.render() would rewrite the
+            # traceback and lose the template line of an error raised in a filter
+            text = "".join(template.root_render_func(template.new_context(dict(context))))
+        except Exception as exc:  # shop-written, like any template
+            raise TemplateError(_problem_from(exc, book.filename(name, language))) from exc
+        if not text.strip():
+            raise TemplateError(TemplateProblem(book.filename(name, language), None,
+                                                "the answer renders empty"))
+        return tidy_text(text)
+
     def names(self) -> list[str]:
         """Every template name, built-in or override; partials (`_name.j2`) are not listed."""
         return sorted({name for _, name in self._entries()})
@@ -180,7 +230,46 @@ class Renderer:
                 continue
             for language in self.languages(name):
                 problems.extend(self._check_one(name, language, variants))
+        problems.extend(self._check_answers())
         return list(dict.fromkeys(problems))
+
+    def check_faq(self, entries: Sequence[FaqEntry], languages: Sequence[str]
+                  ) -> list[TemplateProblem]:
+        """Each `[[faq]]` entry needs `<lang>/faq/<name>.j2` for every language it has keywords in,
+        and that answer must render with sample data; keywords in a language the shop does not
+        answer in would never be used."""
+        problems: list[TemplateProblem] = []
+        for entry in entries:
+            for language in entry.keywords:
+                path = f"{language}/faq/{entry.name}.j2"
+                if language not in languages:
+                    problems.append(TemplateProblem(
+                        f"[[faq]] {entry.name}", None,
+                        f"keywords.{language}: {language!r} is not in [shop] languages {list(languages)}"))
+                    continue
+                if not any(loader.has(path) for loader in self._loaders):
+                    problems.append(TemplateProblem(
+                        path, None, f"missing: the answer of [[faq]] {entry.name!r} in {language!r}"))
+                    continue
+                problems.extend(self._check_snippet(path, entry))
+        return problems
+
+    def _check_snippet(self, path: str, entry: FaqEntry) -> list[TemplateProblem]:
+        filename = self._filename(path)
+        context = {**faq_sample(), "faq": {"name": entry.name, "url": entry.url}}
+        try:
+            source, _, _ = self._loader.get_source(self._env, path)
+            tree = self._env.parse(source, path, filename)
+        except Exception as exc:
+            return [_problem_from(exc, filename)]
+        unknown = meta.find_undeclared_variables(tree) - set(context) - set(self._env.globals)
+        if unknown:
+            return [TemplateProblem(filename, None, f"{sorted(unknown)[0]!r} is undefined")]
+        try:
+            text = self.snippet("faq", entry.name, path.split("/")[0], context)
+        except TemplateError as exc:
+            return [exc.problem]
+        return [] if text else [TemplateProblem(filename, None, "the answer renders empty")]
 
     def reload(self) -> None:
         """Forget compiled templates and directory listings so edited files take effect."""
@@ -194,6 +283,7 @@ class Renderer:
         self._loader = jinja2.ChoiceLoader(self._loaders)
         self._env = _environment(self._loader)
         self._listing: list[tuple[str, str]] | None = None
+        self._answers = None
 
     def _entries(self) -> list[tuple[str, str]]:
         if self._listing is None:
@@ -231,7 +321,8 @@ class Renderer:
             tree = self._env.parse(source, path, filename)
         except Exception as exc:
             return [_problem_from(exc, filename)]
-        problems = _static_problems(tree, filename, variants[0], set(self._env.globals))
+        problems = _static_problems(tree, filename, variants[0], set(self._env.globals),
+                                    (SUBJECT_BLOCK, BODY_BLOCK))
         if problems:
             return problems
         for context in variants:
@@ -241,6 +332,37 @@ class Renderer:
                 return [exc.problem]
             if not rendered.subject:
                 return [TemplateProblem(filename, None, "the subject renders empty")]
+        return []
+
+
+    def _check_answers(self) -> list[TemplateProblem]:
+        book = self.answers()
+        problems = [TemplateProblem(stray, None, "ignored: answers must be <language>/answers/"
+                                    "<name>.j2, the name in lower-case letters, digits and -")
+                    for stray in book.strays()]
+        variants = answer_variants()
+        for name in book.names():
+            for language in book.languages(name):
+                problems.extend(self._check_answer(book, name, language, variants))
+        return problems
+
+    def _check_answer(self, book: AnswerBook, name: str, language: str,
+                      variants: list[dict[str, Any]]) -> list[TemplateProblem]:
+        filename = book.filename(name, language)
+        path = book.path(name, language)
+        try:
+            source, _, _ = self._loader.get_source(self._env, path)
+            tree = self._env.parse(source, path, filename)
+        except Exception as exc:
+            return [_problem_from(exc, filename)]
+        problems = _static_problems(tree, filename, variants[0], set(self._env.globals), ())
+        if problems:
+            return problems
+        for context in variants:
+            try:
+                self.render_answer(name, language, context)
+            except TemplateError as exc:
+                return [exc.problem]
         return []
 
 
@@ -291,12 +413,13 @@ def _template_frames(tb: TracebackType | None) -> Iterator[tuple[str, int]]:
 
 
 def _static_problems(
-    tree: nodes.Template, filename: str, sample: Mapping[str, Any], globals_: set[str]
+    tree: nodes.Template, filename: str, sample: Mapping[str, Any], globals_: set[str],
+    required_blocks: tuple[str, ...],
 ) -> list[TemplateProblem]:
     """Unknown variables and mapping keys, found even in branches the sample data does not take."""
     problems: list[TemplateProblem] = []
     blocks = {block.name for block in tree.find_all(nodes.Block)}
-    for block in (SUBJECT_BLOCK, BODY_BLOCK):
+    for block in required_blocks:
         if block not in blocks:
             problems.append(TemplateProblem(filename, None, f"missing {{% block {block} %}}"))
     unknown = meta.find_undeclared_variables(tree) - set(sample) - globals_

@@ -19,7 +19,11 @@ CUSTOMER_TEMPLATES: tuple[str, ...] = (
     "waiting_reminder",
     "closing",
     "reopened",
+    "self_solved",
+    "satisfaction_thanks",
 )
+#: Templates a shop may add; none is built in (`promotion`: the thank-you to a satisfied customer).
+OPTIONAL_TEMPLATES: tuple[str, ...] = ("promotion",)
 AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_new_ticket",
     "agent_followup",
@@ -31,6 +35,7 @@ AGENT_TEMPLATES: tuple[str, ...] = (
     "agent_copy",
     "agent_help",
     "agent_notice",
+    "agent_answers",
 )
 
 
@@ -42,6 +47,25 @@ def sample_context(name: str) -> dict[str, Any]:
 def sample_variants(name: str) -> list[dict[str, Any]]:
     """The full sample, any further full ones, then a sparse one with every optional value absent."""
     return [sample_context(name), *(make() for make in _MORE.get(name, ())), _sparse(name)]
+
+
+def answer_context() -> dict[str, Any]:
+    """Full sample data for a quick answer (`<lang>/answers/<name>.j2`)."""
+    return {
+        "shop": _shop(),
+        "ticket": _customer_ticket(),
+        "agent_name": "Lucía",
+        "status_line": "Estamos esperando la respuesta de la empresa de transporte.",
+        "promised_date": "2026-11-25",
+    }
+
+
+def answer_variants() -> list[dict[str, Any]]:
+    """The full answer sample, then a sparse one: no name, subject, status line, date or contacts."""
+    sparse = {**answer_context(), "shop": _bare_shop(), "agent_name": "", "status_line": None,
+              "promised_date": None}
+    sparse["ticket"] = {**sparse["ticket"], "subject": "", "customer_name": ""}
+    return [answer_context(), sparse]
 
 
 def _shop() -> dict[str, Any]:
@@ -112,7 +136,43 @@ _HELP_COMMANDS = [
 
 
 def _acknowledgement() -> dict[str, Any]:
-    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3}
+    return {"shop": _shop(), "ticket": _customer_ticket(), "update_days": 3,
+            "faq": [{"name": "retraso", "url": "https://tienda.example.com/ayuda/envios",
+                     "text": "Los pedidos tardan de 2 a 5 días laborables. Con el número de "
+                             "seguimiento de tu correo de envío puedes ver dónde está el paquete."}],
+            "solved_word": "RESUELTO"}
+
+
+def faq_sample() -> dict[str, Any]:
+    """What a `<lang>/faq/<name>.j2` answer is rendered with."""
+    return {"shop": _shop(), "ticket": _customer_ticket(),
+            "faq": {"name": "retraso", "url": "https://tienda.example.com/ayuda/envios"}}
+
+
+def _self_solved() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "discount": _closing()["discount"]}
+
+
+def _satisfaction_thanks() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "score": 2}
+
+
+def _promotion() -> dict[str, Any]:
+    return {"shop": _shop(), "ticket": _customer_ticket(), "score": 5}
+
+
+def _happy_thanks() -> dict[str, Any]:
+    return {**_satisfaction_thanks(), "score": 5}
+
+
+def _self_solved_notice() -> dict[str, Any]:
+    closed = {**_agent_ticket(), "status": "closed"}
+    return {**_notice("self_solved", {"faq": "retraso"}), "ticket": closed}
+
+
+def _low_satisfaction_notice() -> dict[str, Any]:
+    closed = {**_agent_ticket(), "status": "closed"}
+    return {**_notice("low_satisfaction", {"score": 2}), "ticket": closed}
 
 
 def _agent_reply() -> dict[str, Any]:
@@ -121,7 +181,15 @@ def _agent_reply() -> dict[str, Any]:
         "ticket": _customer_ticket(),
         "agent_name": "Lucía",
         "text": _AGENT_TEXT,
+        "greeting": False,
     }
+
+
+def _quick_answer_reply() -> dict[str, Any]:
+    # a reply made of quick answers only: the template adds the greeting and the sign-off
+    text = ("Tu pedido va con retraso y sentimos de verdad la espera. Ya hemos pedido a la empresa "
+            "de transporte que localice el paquete.")
+    return {**_agent_reply(), "text": text, "greeting": True}
 
 
 def _update() -> dict[str, Any]:
@@ -291,6 +359,20 @@ def _agent_help() -> dict[str, Any]:
     return {"shop": _shop(), "ticket": _agent_ticket(), "commands": list(_HELP_COMMANDS)}
 
 
+def _agent_answers() -> dict[str, Any]:
+    return {
+        "shop": _shop(),
+        "ticket": _agent_ticket(),
+        "commands": list(_COMMANDS),
+        "answers": [
+            {"name": "delay", "languages": ["en", "es", "fr"],
+             "first_line": "Tu pedido va un poco más lento de lo previsto, pero está en camino."},
+            {"name": "invoice", "languages": ["es"],
+             "first_line": "Te adjuntamos la factura de tu pedido."},
+        ],
+    }
+
+
 def _agent_notice() -> dict[str, Any]:
     return _notice(
         "promise_due",
@@ -350,6 +432,9 @@ _FULL = {
     "waiting_reminder": _waiting_reminder,
     "closing": _closing,
     "reopened": _reopened,
+    "self_solved": _self_solved,
+    "satisfaction_thanks": _satisfaction_thanks,
+    "promotion": _promotion,
     "agent_new_ticket": _agent_new_ticket,
     "agent_followup": _agent_followup,
     "agent_command_error": _agent_command_error,
@@ -360,18 +445,23 @@ _FULL = {
     "agent_copy": _agent_copy,
     "agent_help": _agent_help,
     "agent_notice": _agent_notice,
+    "agent_answers": _agent_answers,
 }
 
 # Further full variants, for templates whose text depends on the kind of event.
 _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
+    "agent_reply": (_quick_answer_reply,),
     "agent_notice": (
         _promise_overdue_notice,
         _discount_problem_notice,
         _discount_problem_uncounted_notice,
         _pool_low_notice,
         _closing_waits_notice,
+        _self_solved_notice,
+        _low_satisfaction_notice,
         _unknown_notice,
     ),
+    "satisfaction_thanks": (_happy_thanks,),
 }
 
 # Values replaced by their "absent" form in the sparse variant.
@@ -400,7 +490,10 @@ _SPARSE = {
     "promises_due": [],
     "first_response_hours": None,
     "reason": None,
+    "faq": [],
     "customer": {"name": "", "email": "maria.garcia@example.net"},
+    "greeting": False,
+    "answers": [],
 }
 
 
@@ -413,7 +506,7 @@ def _sparse(name: str) -> dict[str, Any]:
     for key, value in _SPARSE.items():
         if key in context:
             context[key] = value
-    if name in ("agent_forged_warning", "agent_help"):
+    if name in ("agent_forged_warning", "agent_help", "agent_answers"):
         context["ticket"] = None  # a forged message or a #help may name no ticket at all
     if name == "agent_copy":
         context["kind"] = "note"  # the full sample is a reply; this takes the note branch

@@ -202,7 +202,8 @@ async def run_forever(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     wake = asyncio.Event()
-    reloaders = [Reloader(box, [p.mailer, p.lifecycle, p.ingestor, p.ingestor.agent_replies],
+    reloaders = [Reloader(box, [p.mailer, p.lifecycle, p.ingestor, p.ingestor.agent_replies,
+                                p.ingestor.feedback],
                           [p.mailer, p])
                  for box, p in zip(settings.each_mailbox(), boxes, strict=True)]
     reloading = asyncio.Lock()

@@ -82,6 +82,12 @@ class Ticket(Base):
     orders: Mapped[str] = mapped_column(Text, default="", server_default="")
     # When the customer's personal data was replaced by a pseudonym (forget or retention).
     pseudonymised_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Self-help (issue 17): [[faq]] names shown in the acknowledgement, comma-separated; closed by
+    # the customer's "RESUELTO"; when the score came, and when its one thank-you mail was queued.
+    faq: Mapped[str] = mapped_column(Text, default="", server_default="")
+    self_solved: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    satisfaction_at: Mapped[datetime | None] = mapped_column(default=None)
+    satisfaction_thanked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
@@ -92,6 +98,9 @@ class Ticket(Base):
         Index("ix_tickets_sender_subject", "customer_email", "subject_key"),
         Index("ix_tickets_status_last_outbound", "status", "last_outbound_at"),
         Index("ix_tickets_mailbox_status", "mailbox", "status"),
+        Index("ix_tickets_created_at", "created_at"),
+        Index("ix_tickets_closed_at", "closed_at"),
+        Index("ix_tickets_satisfaction_at", "satisfaction_at"),
     )
 
 
@@ -127,9 +136,12 @@ class Message(Base):
     full_text: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(32), default="")
     raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"), default=None)
+    answers: Mapped[str] = mapped_column(Text, default="", server_default="")  # names, comma-separated
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+    __table_args__ = (Index("ix_messages_direction_created", "direction", "created_at"),)
     attachments: Mapped[list[Attachment]] = relationship(cascade="all, delete-orphan")
 
 

@@ -45,6 +45,8 @@ def ticket_object(ticket: Ticket, message_count: int,
         "unreachable_at": iso(ticket.unreachable_at),
         "unreachable_reason": ticket.unreachable_reason,
         "pseudonymised_at": iso(ticket.pseudonymised_at),
+        "self_solved": ticket.self_solved,
+        "faq": [name for name in ticket.faq.split(",") if name],
     }
 
 
@@ -56,6 +58,7 @@ def message_object(message: Message) -> dict[str, Any]:
         "subject": message.subject,
         "text": message.text,
         "kind": message.kind,
+        "answers": [name for name in message.answers.split(",") if name],
         "created_at": iso(message.created_at),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}

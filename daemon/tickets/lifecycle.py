@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import DEFAULT_MAILBOX, Config
+from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config
 from daemon.outbound.queue import Mailer
+from daemon.outbound.rendering import Rendered
 from daemon.shop.model import ShopError
 from daemon.storage.models import (
     Direction,
@@ -34,6 +35,8 @@ from daemon.tickets import state
 from daemon.tickets.business_hours import in_window
 from daemon.tickets.coupons import PlatformCoupons
 from daemon.tickets.discounts import Discount, DiscountProvider, pool_remaining
+from daemon.tickets.report.figures import BusinessHours, gather
+from daemon.tickets.report.render import as_html, as_text, heading
 
 log = logging.getLogger("daemon.lifecycle")
 
@@ -82,6 +85,12 @@ class Lifecycle:
         """Sweeps look only at this mailbox's tickets; another mailbox may be worked elsewhere."""
         return Ticket.mailbox == self.config.mailbox
 
+    @property
+    def _due(self) -> ColumnElement[bool]:
+        """Timed follow-up is for this mailbox's tickets that still have a customer: a ticket whose
+        customer was erased (customers forget) gets no updates, reminders or nags about it."""
+        return self._mine & Ticket.pseudonymised_at.is_(None)
+
     def _state_key(self, key: str) -> str:
         """Per-mailbox daemon state; the default mailbox keeps the keys it always had."""
         return key if self.config.mailbox == DEFAULT_MAILBOX else f"{key}:{self.config.mailbox}"
@@ -104,6 +113,7 @@ class Lifecycle:
         report.add("age-reminder", self._each_ticket(self._due_old(now), self._remind_old))
         report.add("promise", self._promises(now))
         report.add("digest", self._digest(now))
+        report.add("report", self._weekly_report(now))
         report.add("closing", self.settle_closings())
         if report.total:
             log.info("scheduled work sent: %s", report.sent)
@@ -122,7 +132,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.OPEN,
+                    self._due, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_outbound_at <= now - self.config.updates.every,
                     or_(Ticket.wait_until.is_(None), Ticket.wait_until <= now))
                 .order_by(Ticket.last_outbound_at).limit(_BATCH)))
@@ -143,7 +153,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.WAITING,
+                    self._due, Ticket.status == TicketStatus.WAITING,
                     Ticket.waiting_reminded_at.is_(None),
                     Ticket.waiting_since <= now - self.config.updates.waiting_reminder_after)
                 .limit(_BATCH)))
@@ -166,7 +176,7 @@ class Lifecycle:
         with self.sessions() as session:
             return list(session.scalars(
                 select(Ticket.id).where(
-                    self._mine, Ticket.status == TicketStatus.OPEN,
+                    self._due, Ticket.status == TicketStatus.OPEN,
                     Ticket.last_agent_reply_at.is_(None),
                     Ticket.unanswered_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.unanswered_after)
@@ -183,7 +193,7 @@ class Lifecycle:
             return list(session.scalars(
                 select(Ticket.id).where(
                     # IN, not != closed: the (mailbox, status) index then skips closed tickets.
-                    self._mine, Ticket.status.in_((TicketStatus.OPEN, TicketStatus.WAITING)),
+                    self._due, Ticket.status.in_((TicketStatus.OPEN, TicketStatus.WAITING)),
                     Ticket.age_reminded_at.is_(None),
                     Ticket.created_at <= now - self.config.escalation.open_longer_than)
                 .limit(_BATCH)))
@@ -262,6 +272,40 @@ class Lifecycle:
                                   self._digest_context(session, now, since, today),
                                   kind="digest", recipients=self.mailer.all_agents())
         log.info("daily digest queued for %s", today)
+        return 1
+
+    def _weekly_report(self, now: datetime) -> int:
+        """The week's report at `[report] weekday`/`hour` (shop time), once per due moment: the
+        last due moment handled is kept in the database, so a restart or a stopped daemon sends a
+        missed report once, and never twice. The very first sweep only notes the latest due
+        moment, so installing or upgrading does not mail a report of a week nobody worked in."""
+        settings = self.config.report
+        recipients = settings.to if settings.to is not None else self.mailer.all_agents()
+        if not recipients:
+            return 0
+        zone = ZoneInfo(self.config.shop.timezone)
+        due = last_weekly_due(_local_dt(now, zone), WEEKDAYS.index(settings.weekday), settings.hour)
+        due_utc = due.astimezone(UTC).replace(tzinfo=None)
+        key = self._state_key("report_due")
+        with self.sessions.begin() as session:
+            state = session.get(KeyValue, key, with_for_update=True)
+            if state is not None and state.value >= due_utc.isoformat():
+                return 0
+            session.merge(KeyValue(key=key, value=due_utc.isoformat()))
+            if state is None:  # first sweep ever: no report of the week before incidencias ran
+                log.info("weekly report: the first one goes after the next %s %02d:00",
+                         settings.weekday, settings.hour)
+                return 0
+            language = self.config.agents.language
+            figures = gather(session, due_utc - timedelta(days=7), due_utc, now=now,
+                             business=BusinessHours.of(self.config), mailbox=self.config.mailbox)
+            timezone = self.config.shop.timezone
+            self.mailer.to_addresses(
+                session, Rendered(heading(figures, language, timezone),
+                                  as_text(figures, language, timezone),
+                                  as_html(figures, language, timezone)),
+                kind="report", recipients=recipients, language=language)
+        log.info("weekly report queued for %s", due.date().isoformat())
         return 1
 
     def _digest_context(self, session: Session, now: datetime, since: datetime,
@@ -414,6 +458,13 @@ class Lifecycle:
             pending.agents_told_at = self.clock()
             self._notice(session, ticket, "closing_waits",
                          details={"code": pending.code, "problem": str(failure)})
+
+
+def last_weekly_due(local_now: datetime, weekday: int, hour: int) -> datetime:
+    """The latest moment at or before `local_now` (aware, shop time) on `weekday` at `hour`."""
+    day = local_now.date() - timedelta(days=(local_now.weekday() - weekday) % 7)
+    due = datetime.combine(day, time(hour), local_now.tzinfo)
+    return due if due <= local_now else due - timedelta(days=7)
 
 
 def _local_dt(moment: datetime, zone: ZoneInfo) -> datetime:

@@ -47,6 +47,8 @@ from daemon.storage.queries import TicketStore
 from daemon.tickets import state
 from daemon.tickets.agents.replies import AgentReplies
 from daemon.tickets.bounces import BounceVerdict, Returned, judge, suppressed_until
+from daemon.tickets.coupons import PlatformCoupons
+from daemon.tickets.feedback import Feedback
 from daemon.tickets.lifecycle import Lifecycle, days_until_update
 from daemon.tickets.satisfaction import satisfaction_score
 from daemon.tickets.threading import match_ticket
@@ -91,6 +93,9 @@ class Ingestor:
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
+        discounts = lifecycle.discounts
+        self.feedback = Feedback(config, mailer,
+                                 None if isinstance(discounts, PlatformCoupons) else discounts, clock)
         self.order_patterns = compile_patterns(config.orders.patterns)
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
@@ -239,9 +244,12 @@ class Ingestor:
             score = satisfaction_score(visible_text(parsed.text))
             if score is not None:
                 ticket.satisfaction = score
+                ticket.satisfaction_at = now
                 self._record(session, ticket, parsed, row, Direction.IN, kind="satisfaction")
                 log.info("ticket=%d satisfaction score %d recorded", ticket.id, score)
-                return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+                queued = self.feedback.after_score(session, ticket, score,
+                                                   self.mailer.customer_thread(session, ticket))
+                return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
             if ticket.closed_at is None or now - ticket.closed_at > self.config.closing.reopen_within:
                 log.info("ticket=%d closed too long ago: the reply opens a new ticket", ticket.id)
                 return self._open_ticket(session, parsed, email_message, row, verdict,
@@ -249,6 +257,12 @@ class Ingestor:
             reopened = True
             queued += self._tell_customer_reopened(session, ticket, parsed,
                                                    tell=not verdict.automatic)
+        elif not verdict.automatic and self.feedback.wants_self_solved(
+                ticket, visible_text(parsed.text), parsed.sender.email):
+            self._record(session, ticket, parsed, row, Direction.IN, kind="self-solved")
+            queued = self.feedback.self_solve(session, ticket,
+                                              self.mailer.customer_thread(session, ticket))
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
         stored = self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
         self._note_orders(ticket, parsed.subject, stored.text)
         if parsed.sender.email == ticket.customer_email:
@@ -273,11 +287,11 @@ class Ingestor:
         return self._auto_reply(session, ticket, parsed, "reopened")
 
     def _auto_reply(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
-                    template: str) -> int:
+                    template: str, variables: dict[str, object] | None = None) -> int:
         """An automatic answer in the customer's thread, saying when they will hear from us next."""
         queued = self.mailer.to_customer(
             session, ticket, template,
-            {"update_days": days_until_update(self.config.updates.every)},
+            {"update_days": days_until_update(self.config.updates.every), **(variables or {})},
             kind=template,
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
@@ -316,7 +330,11 @@ class Ingestor:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            queued = self._auto_reply(session, ticket, parsed, "acknowledgement")
+            help_ = self.feedback.acknowledgement_help(
+                ticket, f"{parsed.subject}\n{visible_text(parsed.text)}")
+            queued = self._auto_reply(session, ticket, parsed, "acknowledgement", help_)
+            if not queued:
+                ticket.faq = ""
             log.info("ticket=%d opened, acknowledgement %s", ticket.id,
                      "queued" if queued else "withheld")
         queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})

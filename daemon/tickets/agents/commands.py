@@ -9,6 +9,7 @@ ticket or leaks text to the customer.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
@@ -17,42 +18,52 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 ALIASES: dict[str, str] = {
-    "note": "note", "nota": "note",
-    "close": "close", "cerrar": "close",
-    "wait": "wait", "esperar": "wait",
-    "assign": "assign", "asignar": "assign",
-    "tag": "tag", "etiqueta": "tag",
-    "lang": "lang", "idioma": "lang",
-    "status": "status", "estado": "status",
-    "reopen": "reopen", "reabrir": "reopen",
-    "help": "help", "ayuda": "help",
-    "promise": "promise", "prometer": "promise",
-    "done": "done", "hecho": "done",
-    "waiting": "waiting", "pendiente": "waiting",
+    "note": "note", "nota": "note",  # French: "note" as well
+    "close": "close", "cerrar": "close", "fermer": "close", "clore": "close",
+    "wait": "wait", "esperar": "wait", "attendre": "wait",
+    "assign": "assign", "asignar": "assign", "assigner": "assign", "attribuer": "assign",
+    "tag": "tag", "etiqueta": "tag", "etiquette": "tag",
+    "lang": "lang", "idioma": "lang", "langue": "lang",
+    "status": "status", "estado": "status", "statut": "status",
+    "reopen": "reopen", "reabrir": "reopen", "rouvrir": "reopen",
+    "help": "help", "ayuda": "help", "aide": "help",
+    "promise": "promise", "prometer": "promise", "promettre": "promise",
+    "done": "done", "hecho": "done", "fait": "done",
+    "waiting": "waiting", "pendiente": "waiting", "en-attente": "waiting",
+    "answer": "answer", "respuesta": "answer", "reponse": "answer",
+    "answers": "answers", "respuestas": "answers", "reponses": "answers",
     "order": "order", "pedido": "order", "commande": "order",
 }
 
-#: How each command is written, for the help footer; the Spanish alias follows the slash.
+#: How each command is written, for the help footer; the Spanish and French aliases follow.
 SYNTAX: tuple[tuple[str, str, str], ...] = (
     ("note", "nota", "#note / #nota <text>: internal note, copied to agents, never sent to the customer"),
-    ("close", "cerrar", "#close / #cerrar [15%] [nodiscount] [text]: close with thanks and a discount code"),
-    ("wait", "esperar", "#wait / #esperar <3d | 2026-12-01 | tomorrow | monday>: pause updates until then"),
-    ("promise", "prometer", "#promise / #prometer <when> <text>: remind agents of a commitment when due"),
-    ("done", "hecho", "#done / #hecho: the open promises on this ticket are kept"),
-    ("waiting", "pendiente", "#waiting / #pendiente: we wait for the customer's answer"),
-    ("assign", "asignar", "#assign / #asignar <agent>: assign the ticket"),
-    ("tag", "etiqueta", "#tag / #etiqueta <word>: add a tag"),
-    ("lang", "idioma", "#lang / #idioma <code>: language of the mail to the customer"),
-    ("status", "estado", "#status / #estado <text>: status line the customer sees in updates"),
-    ("reopen", "reabrir", "#reopen / #reabrir: reopen a closed ticket"),
-    ("order", "pedido", "#order / #pedido <number> (or -<number>): add (remove) an order number"),
-    ("help", "ayuda", "#help / #ayuda: these instructions by email"),
+    ("close", "cerrar", "#close / #cerrar / #fermer [15%] [nodiscount] [text]: close with thanks and "
+                        "a discount code"),
+    ("wait", "esperar", "#wait / #esperar / #attendre <3d | 2026-12-01 | tomorrow | monday>: pause "
+                        "updates until then"),
+    ("promise", "prometer", "#promise / #prometer / #promettre <when> <text>: remind agents of a "
+                            "commitment when due"),
+    ("done", "hecho", "#done / #hecho / #fait: the open promises on this ticket are kept"),
+    ("waiting", "pendiente", "#waiting / #pendiente / #en-attente: we wait for the customer's answer"),
+    ("assign", "asignar", "#assign / #asignar / #assigner <agent>: assign the ticket"),
+    ("tag", "etiqueta", "#tag / #etiqueta / #étiquette <word>: add a tag"),
+    ("lang", "idioma", "#lang / #idioma / #langue <code>: language of the mail to the customer"),
+    ("status", "estado", "#status / #estado / #statut <text>: status line the customer sees in updates"),
+    ("reopen", "reabrir", "#reopen / #reabrir / #rouvrir: reopen a closed ticket"),
+    ("answer", "respuesta", "#answer / #respuesta / #réponse <name> [lang]: a quick answer to the "
+                            "customer, in their language"),
+    ("answers", "respuestas", "#answers / #respuestas / #réponses: the list of quick answers by email"),
+    ("order", "pedido", "#order / #pedido / #commande <number> (or -<number>): add (remove) an "
+                        "order number"),
+    ("help", "ayuda", "#help / #ayuda / #aide: these instructions by email"),
 )
 
 CONFLICTS: tuple[frozenset[str], ...] = (
     frozenset({"close", "reopen"}),
     frozenset({"close", "waiting"}),
     frozenset({"close", "wait"}),
+    frozenset({"close", "answer"}),
 )
 
 NO_DISCOUNT = {"nodiscount", "no-discount", "sindescuento", "sin-descuento"}
@@ -74,6 +85,8 @@ DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
 ORDER_NUMBER = re.compile(r"^(-)?#?([A-Za-z0-9][A-Za-z0-9-]{0,39})$")
 CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2})|h(\d{2})?)$")
 PERCENT = re.compile(r"^(\d{1,3})%$")
+ANSWER_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
 COMMAND_LINE = re.compile(r"^#([^\W\d_][\w-]*)(?:\s+(.*))?$")
 START_OF_DAY = time(9, 0)
 FURTHEST = timedelta(days=366)
@@ -88,6 +101,7 @@ class Command:
     percent: int | None = None
     no_discount: bool = False
     text: str = ""
+    language: str = ""
     remove: bool = False
 
 
@@ -114,8 +128,11 @@ def command_help() -> list[str]:
 
 
 def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[str],
-                agents: Collection[str]) -> ParsedReply:
+                agents: Collection[str], reasons: Sequence[str] = ()) -> ParsedReply:
     """Split an agent's visible text into its command block and its body.
+
+    `reasons` (`[reasons] known`), when given, are the only tags accepted, so the report's
+    counts by reason stay clean; an unknown one is an error naming the closest known ones.
 
     `now` is naive UTC like every time in the database; dates an agent writes are read in the
     shop's `timezone`, and a date without a time means the start of that business day (09:00).
@@ -147,16 +164,20 @@ def parse_reply(text: str, *, now: datetime, timezone: str, languages: Sequence[
             break
         try:
             commands.extend(_command(name, line, argument, now=now, timezone=timezone,
-                                     languages=languages, agents=agents))
+                                     languages=languages, agents=agents, reasons=reasons))
         except _Bad as error:
             errors.append(CommandError(line, str(error)))
     errors.extend(_conflicts(commands))
+    if is_note and any(c.name == "answer" for c in commands):
+        errors.append(CommandError("#answer #note", "#answer sends to the customer and #note never "
+                                                    "does: they cannot go in the same reply"))
     body = "\n".join([*body_start, *lines[index:]]).strip()
     return ParsedReply(commands=commands, errors=errors, body=body, is_note=is_note)
 
 
 def _command(name: str, line: str, argument: str, *, now: datetime, timezone: str,
-             languages: Sequence[str], agents: Collection[str]) -> list[Command]:
+             languages: Sequence[str], agents: Collection[str],
+             reasons: Sequence[str] = ()) -> list[Command]:
     if name == "close":
         return [_close(line, argument)]
     if name in ("wait", "promise"):
@@ -175,7 +196,7 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         words = argument.lower().split()
         if not words:
             raise _Bad("#tag needs a word, for example #tag refund")
-        return [Command(name, line, argument, text=word) for word in words]
+        return [Command(name, line, argument, text=_reason(word, reasons)) for word in words]
     if name == "lang":
         code = argument.lower()
         if code not in languages:
@@ -183,6 +204,8 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         return [Command(name, line, argument, text=code)]
     if name == "order":
         return [_order(line, argument)]
+    if name == "answer":
+        return [_answer(line, argument)]
     if name == "status":
         if not argument:
             raise _Bad("#status needs the text the customer will read, for example "
@@ -222,6 +245,32 @@ def _order(line: str, argument: str) -> Command:
     return Command("order", line, argument, text=match.group(2), remove=bool(match.group(1)))
 
 
+def _answer(line: str, argument: str) -> Command:
+    words = argument.lower().split()
+    if not words or len(words) > 2:
+        raise _Bad("#answer needs the name of a quick answer and optionally a language, for example "
+                   "#answer delay or #answer delay fr (#answers lists them)")
+    if not ANSWER_NAME.match(words[0]):
+        raise _Bad(f"{words[0]!r} is not an answer name: lower-case letters, digits and -")
+    if len(words) == 2 and not LANGUAGE_CODE.match(words[1]):
+        raise _Bad(f"{words[1]!r} is not a language code, for example es, fr or en")
+    return Command("answer", line, argument, text=words[0],
+                   language=words[1] if len(words) == 2 else "")
+
+
+def _reason(word: str, known: Sequence[str]) -> str:
+    """The known reason `word` names (accents optional); any tag when no reasons are configured."""
+    if not known:
+        return word
+    folded = {_fold(reason): reason for reason in known}
+    if _fold(word) in folded:
+        return folded[_fold(word)]
+    close = difflib.get_close_matches(_fold(word), list(folded), n=3, cutoff=0.6)
+    hint = (f"did you mean {' or '.join('#tag ' + folded[c] for c in close)}?" if close
+            else f"known reasons: {', '.join(known)}")
+    raise _Bad(f"{word} is not a known reason; {hint}")
+
+
 def _agent(argument: str, agents: Collection[str]) -> str:
     wanted = argument.strip().lower()
     if not wanted:
@@ -240,7 +289,7 @@ def _conflicts(commands: list[Command]) -> list[CommandError]:
             first, second = sorted(pair)
             errors.append(CommandError(f"#{first} #{second}",
                                        f"#{first} and #{second} cannot go in the same reply"))
-    for name in sorted({n for n in names if n not in ("tag", "order") and names.count(n) > 1}):
+    for name in sorted({n for n in names if n not in ("tag", "answer", "order") and names.count(n) > 1}):
         errors.append(CommandError(f"#{name}", f"#{name} appears more than once"))
     return errors
 
