@@ -627,6 +627,23 @@ class Config(_Section):
         return derived
 
 
+class LiveConfig:
+    """One mailbox's settings as they are now: the single reference every part reads.
+
+    The parts wired for a mailbox (the Mailer, the router, agents' replies, the lifecycle) share
+    one LiveConfig, so a SIGHUP reload swaps the settings once, for all of them. A unit of work
+    takes one snapshot (`config`) and keeps it: a message is handled with one set of settings.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def of(cls, config: Config | LiveConfig) -> LiveConfig:
+        """The reference itself, or a new one holding a fixed Config (tools and tests)."""
+        return config if isinstance(config, LiveConfig) else cls(config)
+
+
 class Secrets(BaseModel):
     """Passwords read at start; SecretStr keeps them out of reprs and logs."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ from helpers.harness import (  # noqa: E402
     wait_until,
     write_config,
 )
-from helpers.mailservers import Dovecot, SmtpSink  # noqa: E402
+from helpers.mailservers import CapturedMail, Dovecot, SmtpSink  # noqa: E402
 
 CUSTOMERS = [
     ("Lucía Fernández", "lucia@example.net", "Mi pedido 4411 no ha llegado",
@@ -33,6 +34,25 @@ CUSTOMERS = [
     ("John Smith", "john@example.co.uk", "Wrong size delivered",
      "Hello, I ordered the blue jacket in L but received an M. Could you exchange it?"),
 ]
+
+
+def _message_id(raw: bytes) -> str:
+    return str(BytesHeaderParser().parsebytes(raw)["Message-ID"]).strip().strip("<>")
+
+
+def _acknowledgement(sink: SmtpSink, address: str, message_id: str) -> CapturedMail:
+    """The customer's own acknowledgement: sent to them, in reply to the mail they wrote.
+
+    Mail is delivered as it is queued, agents' notifications and other customers' answers
+    included, so arrival order says nothing about whose block a message belongs in.
+    """
+    def answers(mail: CapturedMail) -> bool:
+        replied_to = str(mail.message["In-Reply-To"] or "").strip().strip("<>")
+        return address in mail.rcpt_tos and replied_to == message_id
+
+    wait_until(lambda: any(answers(m) for m in list(sink.messages)), 15,
+               f"the acknowledgement to {address}")
+    return next(m for m in list(sink.messages) if answers(m))
 
 
 def main() -> int:
@@ -52,7 +72,7 @@ def main() -> int:
                 raw = customer_email(subject, body, sender=address, name=name)
                 started = time.monotonic()
                 imap.append(SHOP_USER, raw)
-                [*_, ack] = sink.wait_for(len(sink.messages) + 1, timeout=15)
+                ack = _acknowledgement(sink, address, _message_id(raw))
                 print(f"== {name} <{address}> wrote “{subject}”; acknowledged in "
                       f"{time.monotonic() - started:.2f}s")
                 print(f"   Subject: {ack.message['Subject']}")
@@ -65,6 +85,13 @@ def main() -> int:
             time.sleep(2)
         finally:
             stop_daemon(daemon)
+        customers = {address for _, address, _, _ in CUSTOMERS}
+        to_agents = [m for m in sink.messages if not customers & set(m.rcpt_tos)]
+        if to_agents:
+            print("Agents' mail (never sent to customers):")
+            for mail in to_agents:
+                print(f"   to {', '.join(mail.rcpt_tos)}: {mail.message['Subject']}")
+            print()
         print("Tickets now (`incidencias tickets list`):\n")
         print(cli(config, "tickets", "list").stdout)
         print("The first ticket with its messages (`incidencias tickets show 1`):\n")

@@ -177,6 +177,16 @@ def test_resuelto_on_a_ticket_offered_nothing_is_an_ordinary_follow_up(shop: Sho
     assert shop.ticket(number).status == "open"
 
 
+def test_resuelto_after_an_agent_answered_is_left_to_the_agents(shop: Shop) -> None:
+    number = shop.receive(customer_email("Mi pedido", "Mi pedido no ha llegado."))
+    assert number is not None
+    shop.agent_reply(number, "Lo he reclamado a la agencia; mañana te digo algo.")
+    shop.new_mail()
+    _reply(shop, number, "RESUELTO")
+    assert "self-solved" not in [r.kind for r in shop.new_mail()]
+    assert shop.ticket(number).status == "open"
+
+
 def test_a_discount_on_self_solved_only_when_configured(tmp_path: Path) -> None:
     shop = _shop(tmp_path, _config(tmp_path, self_help={"discount_on_self_solved": True}))
     number = shop.receive(customer_email("Mi pedido", "Mi pedido no ha llegado."))
@@ -331,3 +341,15 @@ def test_check_config_reports_a_missing_faq_answer(tmp_path: Path,
     (tmp_path / "templates" / "en" / "faq" / "retraso.j2").unlink()
     assert main(["-c", str(config), "check-config"]) == 2
     assert "en/faq/retraso.j2" in capsys.readouterr().err
+
+
+def test_a_reload_applies_new_faq_entries_reasons_and_report_settings(tmp_path: Path) -> None:
+    from daemon.runtime.reload import merge, needing_restart
+
+    running = _config(tmp_path)
+    new = _config(tmp_path, reasons={"known": ["retraso"]}, report={"to": [], "hour": 9})
+    new = new.model_copy(update={"faq": [SIZE]})
+    applied = merge(running, new)
+    assert [e.name for e in applied.faq] == ["talla"] and applied.reasons.known == ["retraso"]
+    assert applied.report.hour == 9
+    assert needing_restart(applied, new) == []

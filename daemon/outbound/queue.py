@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.authenticity import ANY_AGENT, notification_id
 from daemon.mail.message import Attachment
 from daemon.mail.orders import listed_orders
@@ -43,9 +43,9 @@ NOTIFICATIONS = frozenset({"agent_new_ticket", "agent_followup"})
 
 
 class Mailer:
-    def __init__(self, config: Config, renderer: Renderer, clock: Callable[[], datetime],
+    def __init__(self, config: Config | LiveConfig, renderer: Renderer, clock: Callable[[], datetime],
                  agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.renderer = renderer
         self.clock = clock
         self.agent_secret = agent_secret
@@ -58,6 +58,11 @@ class Mailer:
         self.withheld: Counter[str] = Counter()
         # The shop's orders for the agents' notifications; None without a [platform].
         self.orders: OrderLookup | None = None
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def shop_context(self) -> dict[str, str | None]:
         shop = self.config.shop

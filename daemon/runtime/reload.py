@@ -1,9 +1,10 @@
 """SIGHUP: re-read config.toml and templates, and apply what can change under a running daemon.
 
 Wording and timing (templates, the shop's signature and contact lines, updates, escalation,
-closing texts and percent, the log level) take effect at once. Connections, the database,
-agents, secrets and the discount provider are wired in at start, so a change to them is reported
-and waits for a restart. A reload that fails validation changes nothing.
+closing texts and percent, the log level, the order-number patterns) take effect at once.
+Connections, the database, agents, secrets, the shop's [platform] and the discount provider are
+wired in at start, so a change to them is reported and waits for a restart. A reload that fails
+validation changes nothing.
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from daemon.config import Config, ConfigError, Settings, load_settings
+from daemon.config import Config, ConfigError, LiveConfig, Settings, load_settings
 from daemon.outbound.rendering import Renderer
 from daemon.runtime import logs
 
 log = logging.getLogger("daemon.reload")
 
 _SHOP_WORDING = ("name", "phone", "web", "signature")
-_WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging")
+_WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging", "faq", "self_help",
+                   "reasons", "report", "orders")
 # Used when the daemon starts: the scheduler's interval and the discount provider.
 _FIXED = {"updates": ("sweep_every",),
           "closing": ("discount_provider", "discount_valid_for", "code_prefix", "pool_file")}
-
-
-class Configured(Protocol):
-    config: Config
 
 
 class HasRenderer(Protocol):
@@ -39,7 +37,10 @@ def merge(running: Config, new: Config) -> Config:
     update: dict[str, Any] = {
         "shop": running.shop.model_copy(update={k: getattr(new.shop, k) for k in _SHOP_WORDING})}
     for name in _WHOLE_SECTIONS:
-        section: BaseModel = getattr(new, name)
+        section: BaseModel | list[Any] = getattr(new, name)
+        if isinstance(section, list):  # [[faq]]: the entries as a whole
+            update[name] = section
+            continue
         kept = {k: getattr(getattr(running, name), k) for k in _FIXED.get(name, ())}
         update[name] = section.model_copy(update=kept)
     return running.model_copy(update=update)
@@ -61,12 +62,15 @@ def needing_restart(applied: Config, new: Config) -> list[str]:
 
 
 class Reloader:
-    """Holds the running settings; `reload()` is safe to call from any thread."""
+    """Holds the running settings; `reload()` is safe to call from any thread.
 
-    def __init__(self, settings: Settings, holders: list[Configured],
+    Every part of the mailbox reads the one LiveConfig, so applying new settings is one swap.
+    """
+
+    def __init__(self, settings: Settings, live: LiveConfig,
                  render_users: list[HasRenderer]) -> None:
         self.settings = settings
-        self.holders = holders
+        self.live = live
         self.render_users = render_users
 
     def reload(self) -> bool:
@@ -92,8 +96,7 @@ class Reloader:
             return False
         for user in self.render_users:
             user.renderer = renderer
-        for holder in self.holders:
-            holder.config = merged
+        self.live.config = merged
         logs.apply_config_level(merged.logging.level)
         restart = needing_restart(merged, new.config)
         if new.secrets != self.settings.secrets:

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import Settings
+from daemon.config import LiveConfig, Settings
 from daemon.inbound.imap import ImapInbox
 from daemon.inbound.intake import Intake
 from daemon.inbound.mailbox_lock import make_lock
@@ -58,6 +58,7 @@ class SchemaOutdated(Exception):
 
 @dataclass
 class Components:
+    live: LiveConfig
     engine: Engine
     sessions: sessionmaker[Session]
     renderer: Renderer
@@ -98,10 +99,11 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
              clock: Callable[[], datetime] = utcnow) -> Components:
     """Wire the pipeline's parts together; the clock and the database are passed in."""
     config = settings.config
+    live = LiveConfig(config)
     renderer = Renderer(config.templates.directory)
     secret = settings.secrets.agent_secret
     agent_secret = secret.get_secret_value().encode() if secret else b""
-    mailer = Mailer(config, renderer, clock, agent_secret, agent_help=command_help())
+    mailer = Mailer(live, renderer, clock, agent_secret, agent_help=command_help())
     closing = config.closing
     platform = _platform(settings)
     provider: DiscountProvider | PlatformCoupons
@@ -118,12 +120,12 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
             added = load_pool(session, closing.pool_file)
         if added:
             log.info("loaded %d new discount code(s) from %s", added, closing.pool_file)
-    lifecycle = Lifecycle(config, mailer, sessions, clock, provider)
-    ingestor = Ingestor(config, mailer, lifecycle, sessions, clock, agent_secret)
+    lifecycle = Lifecycle(live, mailer, sessions, clock, provider)
+    ingestor = Ingestor(live, mailer, lifecycle, sessions, clock, agent_secret)
     smtp_password = settings.secrets.smtp_password
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
                           sessions, clock, SendEvents(metrics.email_sent, metrics.send_failed))
-    return Components(engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
+    return Components(live, engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
 
 
 def _platform(settings: Settings) -> Platform | None:
@@ -202,9 +204,7 @@ async def run_forever(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     wake = asyncio.Event()
-    reloaders = [Reloader(box, [p.mailer, p.lifecycle, p.ingestor, p.ingestor.agent_replies,
-                                p.ingestor.feedback],
-                          [p.mailer, p])
+    reloaders = [Reloader(box, p.live, [p.mailer, p])
                  for box, p in zip(settings.each_mailbox(), boxes, strict=True)]
     reloading = asyncio.Lock()
     background: set[asyncio.Future[None]] = set()

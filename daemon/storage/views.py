@@ -1,4 +1,4 @@
-"""Tickets as the JSON objects of CONTRACT.md, and as short tables for people."""
+"""Tickets as the JSON objects README documents (`tickets show --json`), and as short tables for people."""
 
 from __future__ import annotations
 

@@ -3,9 +3,10 @@ they reply that it is solved, and the one thank-you after a satisfaction score.
 
 Everything happens inside the caller's transaction (the router's), so the ticket's change and the
 mail it causes commit together. Guarantees: at most two answers are shown, only in the ticket's
-language; a ticket is closed as self-solved only if it was offered answers, is not closed, and the
-reply says nothing but "solved"; a ticket gets at most one mail after a score (the marker
-`satisfaction_thanked_at` is set with it), and a score of 1-3 tells the agents once.
+language; a ticket is closed as self-solved only if it was offered answers, is not closed, no
+agent has answered yet, and the reply says nothing but "solved"; a ticket gets at most one mail
+after a score (the marker `satisfaction_thanked_at` is set with it), and a score of 1-3 tells
+the agents once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.outbound.compose import Thread
 from daemon.outbound.queue import Mailer
 from daemon.storage.models import Ticket, TicketStatus
@@ -31,12 +32,17 @@ _HAPPY = 4
 
 
 class Feedback:
-    def __init__(self, config: Config, mailer: Mailer, discounts: DiscountProvider | None,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, discounts: DiscountProvider | None,
                  clock: Callable[[], datetime]) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.discounts = discounts
         self.clock = clock
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def acknowledgement_help(self, ticket: Ticket, text: str) -> dict[str, Any]:
         """The acknowledgement's `faq` and `solved_word`; records the names shown on the ticket.
@@ -61,9 +67,10 @@ class Feedback:
                 "solved_word": solved_word(ticket.language, self.config.shop.default_language)}
 
     def wants_self_solved(self, ticket: Ticket, text: str, sender: str) -> bool:
-        """The customer of a ticket offered answers says, and only says, that it is solved."""
+        """The customer of a ticket offered answers says, and only says, that it is solved, before
+        any agent answered (after that, the agent's help may be what solved it: agents close)."""
         return (bool(ticket.faq) and not ticket.self_solved
-                and ticket.status != TicketStatus.CLOSED
+                and ticket.status != TicketStatus.CLOSED and ticket.first_agent_reply_at is None
                 and sender == ticket.customer_email
                 and is_solved_reply(text, ticket.customer_name))
 

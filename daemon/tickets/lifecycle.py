@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config
+from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config, LiveConfig
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Rendered
 from daemon.shop.model import ShopError
@@ -72,9 +72,9 @@ def update_due(ticket: Ticket, now: datetime, every: timedelta) -> bool:
 
 
 class Lifecycle:
-    def __init__(self, config: Config, mailer: Mailer, sessions: sessionmaker[Session],
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, sessions: sessionmaker[Session],
                  clock: Callable[[], datetime], discounts: DiscountProvider | PlatformCoupons) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.sessions = sessions
         self.clock = clock
@@ -84,6 +84,11 @@ class Lifecycle:
     def _mine(self) -> ColumnElement[bool]:
         """Sweeps look only at this mailbox's tickets; another mailbox may be worked elsewhere."""
         return Ticket.mailbox == self.config.mailbox
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     @property
     def _due(self) -> ColumnElement[bool]:

@@ -3,13 +3,16 @@
 Everything a message causes (ticket change, stored message, outgoing mail) commits in one
 transaction, together with the raw bytes, so a crash leaves either all of it or none of it.
 A message that cannot be processed is stored raw as quarantined with the error instead.
+
+The router decides where a message goes; each destination is one method or part, all given the
+same Arrival (tickets/arrival.py): a verified agent's mail (agents/replies.py), automatic mail and
+bounces (bounces.py), a new ticket, or a follow-up on an existing one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,34 +22,30 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.authenticity import AgentCheck, check_agent
-from daemon.mail.classify import Classification, Kind, classify
+from daemon.mail.classify import Kind
 from daemon.mail.language import detect_language
 from daemon.mail.message import ParsedMessage
 from daemon.mail.orders import compile_patterns, find_orders, merge_orders
 from daemon.mail.parsing import ParseError, parse, parse_headers
-from daemon.mail.quoting import visible_text
 from daemon.mail.subjects import subject_key
 from daemon.outbound.compose import Thread
 from daemon.outbound.queue import Mailer
-from daemon.storage.address_keys import address_hash
 from daemon.storage.models import (
     AgentWarning,
-    Attachment,
     Direction,
     Message,
-    OutboxItem,
     RawMessage,
     RawOutcome,
-    SuppressedAddress,
     Ticket,
     TicketStatus,
 )
 from daemon.storage.queries import TicketStore
 from daemon.tickets import state
 from daemon.tickets.agents.replies import AgentReplies
-from daemon.tickets.bounces import BounceVerdict, Returned, judge, suppressed_until
+from daemon.tickets.arrival import Arrival
+from daemon.tickets.bounces import AutomaticMail
 from daemon.tickets.coupons import PlatformCoupons
 from daemon.tickets.feedback import Feedback
 from daemon.tickets.lifecycle import Lifecycle, days_until_update
@@ -83,20 +82,25 @@ class Outcome:
 class Ingestor:
     """Applies received mail to tickets; the clock and the database are passed in."""
 
-    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, lifecycle: Lifecycle,
                  sessions: sessionmaker[Session], clock: Callable[[], datetime],
                  agent_secret: bytes) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.sessions = sessions
         self.clock = clock
         self.agent_secret = agent_secret
         self.mailer = mailer
         self.lifecycle = lifecycle
-        self.agent_replies = AgentReplies(config, mailer, lifecycle, clock)
+        self.agent_replies = AgentReplies(self.live, mailer, lifecycle, clock)
+        self.automatic = AutomaticMail(mailer, clock)
         discounts = lifecycle.discounts
-        self.feedback = Feedback(config, mailer,
+        self.feedback = Feedback(self.live, mailer,
                                  None if isinstance(discounts, PlatformCoupons) else discounts, clock)
-        self.order_patterns = compile_patterns(config.orders.patterns)
+
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
         """Store and process one message; never raises for bad mail, only for database trouble.
@@ -186,7 +190,7 @@ class Ingestor:
                        outcome.new_ticket)
 
     def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
-               email_message: EmailMessage) -> Outcome:
+               headers: EmailMessage) -> Outcome:
         row.message_id = parsed.message_id
         duplicate_of = session.execute(select(Message.ticket_id).where(
             Message.message_id == parsed.message_id).limit(1)).first()
@@ -196,241 +200,163 @@ class Ingestor:
             log.info("ticket=%s duplicate delivery of %s ignored", duplicate_of.ticket_id,
                      parsed.message_id)
             return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
-        verdict = classify(email_message, own_addresses=[self.config.shop.address])
-        if not parsed.sender.email and verdict.kind in (Kind.HUMAN, Kind.BULK):
+        arrival = Arrival.of(row, parsed, headers, self.config)
+        verdict = arrival.verdict
+        if not arrival.sender and verdict.kind in (Kind.HUMAN, Kind.BULK):
             raise ParseError("no sender address in From, Sender or Return-Path")
-        agents = self.config.agents
+        agents = arrival.config.agents
         claim = check_agent(parsed, agents.addresses, self.agent_secret, agents.trusted_authserv_id)
         if claim is not None and claim.verified:
             ticket_id = claim.ticket or match_ticket(parsed, self._store(session)).ticket
             ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
-            if ticket is not None and ticket.mailbox == self.config.mailbox:
-                return self._from_agent(session, ticket, parsed, row, verdict)
+            if ticket is not None and ticket.mailbox == arrival.config.mailbox:
+                return self._from_agent(session, arrival, ticket)
             claim = AgentCheck(None, False, "verified agent, but no ticket named")
         if claim is not None:
-            self._warn_agent(session, parsed, claim.via)
+            self._warn_agent(session, arrival, claim.via)
         match = match_ticket(parsed, self._store(session))
-        if verdict.kind is Kind.BOUNCE:
-            return self._bounce(session, parsed, row, verdict, match.ticket)
         if verdict.automatic and verdict.kind is not Kind.BULK:
-            returned = self._returned(session, verdict, match.ticket, parsed.sender.email)
-            if returned is None:
-                raise UnlinkedAutomaticMail(f"{verdict.kind} not linked to any ticket ({verdict.reason})")
-            ticket = session.get_one(Ticket, returned.ticket_id)
-            self._record(session, ticket, parsed, row, Direction.NOTE, kind=str(verdict.kind))
-            log.info("ticket=%d %s stored as note (%s)", ticket.id, verdict.kind, verdict.reason)
-            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
+            ticket, queued = self.automatic.file(session, arrival, match.ticket)
+            return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
         if match.ticket is None:
-            return self._open_ticket(session, parsed, email_message, row, verdict)
-        return self._follow_up(session, session.get_one(Ticket, match.ticket), parsed, row,
-                               match.rule, email_message, verdict)
+            return self._open_ticket(session, arrival)
+        return self._follow_up(session, arrival, session.get_one(Ticket, match.ticket), match.rule)
 
-    def _from_agent(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
-                    row: RawMessage, verdict: Classification) -> Outcome:
+    def _from_agent(self, session: Session, arrival: Arrival, ticket: Ticket) -> Outcome:
+        verdict = arrival.verdict
         if verdict.automatic:
-            self._record(session, ticket, parsed, row, Direction.NOTE, kind=f"agent-{verdict.kind}")
+            arrival.record(session, ticket, Direction.NOTE, f"agent-{verdict.kind}", self.clock())
             log.info("ticket=%d automatic mail from an agent kept as a note (%s)", ticket.id,
                      verdict.reason)
-            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
-        queued = self.agent_replies.handle(session, ticket, parsed, row)
-        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+            return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id)
+        queued = self.agent_replies.handle(session, ticket, arrival)
+        return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
 
-    def _follow_up(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
-                   rule: str, email_message: EmailMessage, verdict: Classification) -> Outcome:
+    def _follow_up(self, session: Session, arrival: Arrival, ticket: Ticket, rule: str) -> Outcome:
         now = self.clock()
         queued = 0
         reopened = False
         if ticket.status == TicketStatus.CLOSED:
-            score = satisfaction_score(visible_text(parsed.text))
+            score = satisfaction_score(arrival.text)
             if score is not None:
                 ticket.satisfaction = score
                 ticket.satisfaction_at = now
-                self._record(session, ticket, parsed, row, Direction.IN, kind="satisfaction")
+                arrival.record(session, ticket, Direction.IN, "satisfaction", now)
                 log.info("ticket=%d satisfaction score %d recorded", ticket.id, score)
                 queued = self.feedback.after_score(session, ticket, score,
                                                    self.mailer.customer_thread(session, ticket))
-                return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
-            if ticket.closed_at is None or now - ticket.closed_at > self.config.closing.reopen_within:
+                return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
+            reopen_within = arrival.config.closing.reopen_within
+            if ticket.closed_at is None or now - ticket.closed_at > reopen_within:
                 log.info("ticket=%d closed too long ago: the reply opens a new ticket", ticket.id)
-                return self._open_ticket(session, parsed, email_message, row, verdict,
-                                         previous=ticket)
+                return self._open_ticket(session, arrival, previous=ticket)
             reopened = True
-            queued += self._tell_customer_reopened(session, ticket, parsed,
-                                                   tell=not verdict.automatic)
-        elif not verdict.automatic and self.feedback.wants_self_solved(
-                ticket, visible_text(parsed.text), parsed.sender.email):
-            self._record(session, ticket, parsed, row, Direction.IN, kind="self-solved")
+            queued += self._reopen(session, arrival, ticket, now)
+        elif not arrival.verdict.automatic and self.feedback.wants_self_solved(
+                ticket, arrival.text, arrival.sender):
+            arrival.record(session, ticket, Direction.IN, "self-solved", now)
             queued = self.feedback.self_solve(session, ticket,
                                               self.mailer.customer_thread(session, ticket))
-            return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
-        stored = self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
-        self._note_orders(ticket, parsed.subject, stored.text)
-        if parsed.sender.email == ticket.customer_email:
-            TicketStore(session).add_participants(ticket, self._copied(parsed))
+            return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
+        arrival.record(session, ticket, Direction.IN, "customer", now)
+        self._note_orders(ticket, arrival.parsed.subject, arrival.text)
+        if arrival.sender == ticket.customer_email:
+            TicketStore(session).add_participants(ticket, self._copied(arrival))
         if ticket.status != TicketStatus.OPEN:
             log.info("ticket=%d back to open after a customer message (was %s)", ticket.id,
                      ticket.status)
             state.apply(ticket, state.Event.CUSTOMER_WROTE, now)
         ticket.updated_at = now
-        queued += self._notify_agents(session, ticket, parsed, "agent_followup",
+        queued += self._notify_agents(session, arrival, ticket, "agent_followup",
                                       {"reopened": reopened})
         log.info("ticket=%d follow-up joined by %s", ticket.id, rule)
-        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
+        return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
 
-    def _tell_customer_reopened(self, session: Session, ticket: Ticket,
-                                parsed: ParsedMessage, tell: bool) -> int:
+    def _reopen(self, session: Session, arrival: Arrival, ticket: Ticket, now: datetime) -> int:
         """Reopen; the customer hears of it unless the mail came from a list (no automatic answer)."""
-        state.apply(ticket, state.Event.REOPENED, self.clock())
+        state.apply(ticket, state.Event.REOPENED, now)
         log.info("ticket=%d reopened by the customer", ticket.id)
-        if not tell:
+        if arrival.verdict.automatic:
             return 0
-        return self._auto_reply(session, ticket, parsed, "reopened")
+        return self._auto_reply(session, arrival, ticket, "reopened")
 
-    def _auto_reply(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
-                    template: str, variables: dict[str, object] | None = None) -> int:
+    def _auto_reply(self, session: Session, arrival: Arrival, ticket: Ticket, template: str,
+                    variables: dict[str, object] | None = None) -> int:
         """An automatic answer in the customer's thread, saying when they will hear from us next."""
+        parsed = arrival.parsed
         queued = self.mailer.to_customer(
             session, ticket, template,
-            {"update_days": days_until_update(self.config.updates.every), **(variables or {})},
+            {"update_days": days_until_update(arrival.config.updates.every), **(variables or {})},
             kind=template,
             thread=Thread(in_reply_to=parsed.message_id, references=parsed.references,
                           thread_index=ticket.thread_index),
             automatic="auto-replied")
         return int(queued)
 
-    def _open_ticket(self, session: Session, parsed: ParsedMessage, email_message: EmailMessage,
-                     row: RawMessage, verdict: Classification,
+    def _open_ticket(self, session: Session, arrival: Arrival,
                      previous: Ticket | None = None) -> Outcome:
         now = self.clock()
-        shop = self.config.shop
+        parsed, verdict, config = arrival.parsed, arrival.verdict, arrival.config
+        shop = config.shop
         customer = parsed.reply_to[0] if parsed.reply_to else parsed.sender
         ticket = Ticket(
             customer_email=customer.email,
             customer_name=customer.name or parsed.sender.name,
             subject=parsed.subject,
             subject_key=subject_key(parsed.subject),
-            language=detect_language(visible_text(parsed.text), shop.languages,
-                                     email_message.get("Content-Language"), shop.default_language,
+            language=detect_language(arrival.text, shop.languages,
+                                     arrival.headers.get("Content-Language"), shop.default_language,
                                      low_memory=shop.language_detection == "light"),
             created_at=now,
             updated_at=now,
             thread_index=(parsed.header("Thread-Index") or "")[:400] or None,
             previous_ticket_id=previous.id if previous is not None else None,
-            mailbox=self.config.mailbox,
+            mailbox=config.mailbox,
         )
         state.apply(ticket, state.Event.OPENED, now)
         session.add(ticket)
         session.flush()
         TicketStore(session).add_participants(
-            ticket, {parsed.sender.email, customer.email, *self._copied(parsed)}, new_ticket=True)
-        stored = self._record(session, ticket, parsed, row, Direction.IN, kind="customer")
-        self._note_orders(ticket, parsed.subject, stored.text)
+            ticket, {arrival.sender, customer.email, *self._copied(arrival)}, new_ticket=True)
+        arrival.record(session, ticket, Direction.IN, "customer", now)
+        self._note_orders(ticket, arrival.parsed.subject, arrival.text)
         queued = 0
         if verdict.kind is Kind.BULK:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
                      verdict.reason)
         else:
-            help_ = self.feedback.acknowledgement_help(
-                ticket, f"{parsed.subject}\n{visible_text(parsed.text)}")
-            queued = self._auto_reply(session, ticket, parsed, "acknowledgement", help_)
+            help_ = self.feedback.acknowledgement_help(ticket, f"{parsed.subject}\n{arrival.text}")
+            queued = self._auto_reply(session, arrival, ticket, "acknowledgement", help_)
             if not queued:
                 ticket.faq = ""
             log.info("ticket=%d opened, acknowledgement %s", ticket.id,
                      "queued" if queued else "withheld")
-        queued += self._notify_agents(session, ticket, parsed, "agent_new_ticket", {})
-        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued, new_ticket=True)
+        queued += self._notify_agents(session, arrival, ticket, "agent_new_ticket", {})
+        return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued,
+                       new_ticket=True)
 
-    def _bounce(self, session: Session, parsed: ParsedMessage, row: RawMessage,
-                notice: Classification, matched: int | None) -> Outcome:
-        """A delivery failure: a note on the ticket whose mail bounced; agents told once per ticket."""
-        verdict = judge(notice, self._returned(session, notice, matched, None))
-        if verdict.ticket_id is None:
-            raise UnlinkedAutomaticMail(f"bounce not linked to any ticket ({notice.reason})")
-        ticket = session.get_one(Ticket, verdict.ticket_id)
-        now = self.clock()
-        self._record(session, ticket, parsed, row, Direction.NOTE, kind="bounce")
-        log.info("ticket=%d bounce stored as note (%s; %s; permanent=%s)", ticket.id, notice.reason,
-                 verdict.reason, notice.permanent)
-        until = suppressed_until(now, self.config.limits.bounce_suppression)
-        if verdict.suppress is not None and until is not None:
-            self._suppress(session, verdict, ticket, until)
-        if not verdict.unreachable or ticket.unreachable_at is not None:
-            return Outcome(RawOutcome.TICKET, ticket.id, row.id)
-        ticket.unreachable_at = now
-        ticket.unreachable_reason = verdict.reason[:2000]
-        log.warning("ticket=%d customer %s unreachable: %s", ticket.id, verdict.recipient,
-                    verdict.reason)
-        bounced_subject = session.scalar(select(Message.subject).where(
-            Message.message_id == notice.original_message_id)) if notice.original_message_id else None
-        queued = self.mailer.to_agents(
-            session, ticket, "agent_bounce",
-            {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
-             "recipient": verdict.recipient or ticket.customer_email, "reason": notice.diagnostic,
-             "bounced_subject": bounced_subject or ticket.subject},
-            kind="bounce-notice", recipients=self.mailer.all_agents())
-        return Outcome(RawOutcome.TICKET, ticket.id, row.id, queued=queued)
-
-    def _returned(self, session: Session, notice: Classification, matched: int | None,
-                  sender: str | None) -> Returned | None:
-        """The ticket automatic mail points at: our Message-ID it names, threading, its ticket number.
-
-        A ticket number alone is guessable: it links an auto-reply only from someone in that
-        ticket (`sender`), or anyone could file notes on other people's tickets. Bounces pass
-        None: they come from mail servers, and judge() requires the failed address to be the
-        ticket's customer before anything changes.
-        """
-        if notice.original_message_id:
-            item = session.scalar(select(OutboxItem).where(
-                OutboxItem.message_id == notice.original_message_id))
-            ticket = session.get(Ticket, item.ticket_id) if item and item.ticket_id else None
-            if item is not None and ticket is not None and ticket.mailbox == self.config.mailbox:
-                return Returned(ticket.id, ticket.customer_email, by_message_id=True,
-                                recipients=tuple(item.recipients.split("\n")))
-        named = notice.ticket_number
-        if named is not None and sender is not None and \
-                sender not in (self._store(session).participants(named) or ()):
-            named = None
-        for number in (matched, named):
-            ticket = session.get(Ticket, number) if number is not None else None
-            if ticket is not None and ticket.mailbox == self.config.mailbox:
-                return Returned(ticket.id, ticket.customer_email, by_message_id=False)
-        return None
-
-    def _suppress(self, session: Session, verdict: BounceVerdict, ticket: Ticket,
-                  until: datetime) -> None:
-        address = verdict.suppress or ""
-        hashed = address_hash(session, address)
-        # Only the hash is kept; the diagnostic often quotes the address, so it goes too.
-        reason = re.sub(re.escape(address), "<address>", verdict.reason, flags=re.IGNORECASE)[:2000]
-        row = session.get(SuppressedAddress, hashed)
-        if row is None:
-            session.add(SuppressedAddress(address_hash=hashed, until=until, reason=reason,
-                                          ticket_id=ticket.id, created_at=self.clock()))
-        else:
-            row.until, row.reason, row.ticket_id = until, reason, ticket.id
-        log.info("ticket=%d %s hard-bounced: no automatic mail to it until %s", ticket.id, address,
-                 until)
-
-    def _notify_agents(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
+    def _notify_agents(self, session: Session, arrival: Arrival, ticket: Ticket,
                        template: str, variables: dict[str, object]) -> int:
         recipients = self.mailer.all_agents()
         if not recipients:
             return 0
-        total = sum(a.size for a in parsed.attachments)
-        attach = parsed.attachments if total <= self.config.agents.attachment_limit else ()
+        attachments = arrival.parsed.attachments
+        total = sum(a.size for a in attachments)
+        attach = attachments if total <= arrival.config.agents.attachment_limit else ()
         return self.mailer.to_agents(
             session, ticket, template,
             {"customer": {"name": ticket.customer_name, "email": ticket.customer_email},
-             "text": visible_text(parsed.text),
-             "attachments": [{"filename": a.filename, "size": a.size} for a in parsed.attachments],
+             "text": arrival.text,
+             "attachments": [{"filename": a.filename, "size": a.size} for a in attachments],
              **variables},
             kind="notification", recipients=recipients,
-            from_name=f"{ticket.customer_name or ticket.customer_email} via {self.config.shop.name}",
+            from_name=f"{ticket.customer_name or ticket.customer_email} via "
+                      f"{arrival.config.shop.name}",
             attachments=attach)
 
-    def _warn_agent(self, session: Session, parsed: ParsedMessage, reason: str) -> None:
+    def _warn_agent(self, session: Session, arrival: Arrival, reason: str) -> None:
         """Tell the agent whose address was used, at most once an hour; the mail itself goes on."""
-        agent = parsed.sender.email
+        agent = arrival.sender
         now = self.clock()
         log.warning("mail in the name of agent %s failed verification (%s); handled as customer "
                     "mail", agent, reason)
@@ -443,14 +369,15 @@ class Ingestor:
             last.last_warned_at = now
         self.mailer.to_agents(
             session, None, "agent_forged_warning",
-            {"sender": parsed.sender.email, "subject": parsed.subject,
+            {"sender": agent, "subject": arrival.parsed.subject,
              "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
-             "text": visible_text(parsed.text)[:2000]},
+             "text": arrival.text[:2000]},
             kind="forged-warning", recipients=[agent])
 
     def _note_orders(self, ticket: Ticket, subject: str, text: str) -> None:
         """Order numbers the customer mentions join the ticket's (never one an agent removed)."""
-        found = find_orders((subject, text), self.order_patterns)
+        # Compiled patterns are cached by `re`; reading them from the live config follows a reload.
+        found = find_orders((subject, text), compile_patterns(self.config.orders.patterns))
         if found:
             ticket.orders = merge_orders(ticket.orders or "", found)
 
@@ -458,38 +385,10 @@ class Ingestor:
         """Lookups confined to this mailbox's tickets: threading never crosses shops."""
         return TicketStore(session, self.config.mailbox)
 
-    def _copied(self, parsed: ParsedMessage) -> set[str]:
+    def _copied(self, arrival: Arrival) -> set[str]:
         """Whoever the customer copied, minus the shop and its agents: they may use the ticket tag."""
-        own = {self.config.shop.address, *self.mailer.all_agents()}
-        return {a.email for a in (*parsed.to, *parsed.cc)} - own
-
-    def _record(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
-                direction: str, kind: str) -> Message:
-        message = Message(
-            ticket_id=ticket.id,
-            direction=direction,
-            message_id=parsed.message_id,
-            in_reply_to=" ".join(parsed.in_reply_to),
-            references=" ".join(parsed.references),
-            from_email=parsed.sender.email,
-            from_name=parsed.sender.name,
-            to=", ".join(a.email for a in parsed.to),
-            cc=", ".join(a.email for a in parsed.cc),
-            subject=parsed.subject,
-            text=visible_text(parsed.text),
-            full_text=parsed.text,
-            kind=kind,
-            raw_id=row.id,
-            created_at=self.clock(),
-            attachments=[
-                Attachment(filename=a.filename, content_type=a.content_type, size=a.size,
-                           content=a.content)
-                for a in parsed.attachments
-            ],
-        )
-        session.add(message)
-        row.ticket_id = ticket.id
-        return message
+        own = {arrival.config.shop.address, *self.mailer.all_agents()}
+        return {a.email for a in (*arrival.parsed.to, *arrival.parsed.cc)} - own
 
 
 def _already_handled(session: Session, sha: str) -> Outcome | None:
@@ -499,7 +398,3 @@ def _already_handled(session: Session, sha: str) -> Outcome | None:
         return None
     raw_id, outcome, ticket = known
     return Outcome(outcome, ticket, raw_id, already_handled=True)
-
-
-class UnlinkedAutomaticMail(Exception):
-    """An auto-reply or bounce that answers nothing we know: kept in quarantine for a human."""

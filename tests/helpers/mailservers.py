@@ -701,6 +701,18 @@ class CapturedMail:
         return BytesParser(policy=policy.default).parsebytes(self.data)
 
 
+class _OwnDeprecationNotice(logging.Filter):
+    """Drops aiosmtpd 1.4's "Session.login_data is deprecated" line, which the server logs about
+    itself: after every successful `authenticator` call (the current API, used here) it still
+    fills the legacy `login_data`. The sink reads `session.auth_data` only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Session.login_data is deprecated")
+
+
+_AIOSMTPD_LOG = logging.getLogger("mail.log")
+
+
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
@@ -749,6 +761,8 @@ class SmtpSink:
     def start(self) -> None:
         if self._controller is not None:
             return
+        if not any(isinstance(f, _OwnDeprecationNotice) for f in _AIOSMTPD_LOG.filters):
+            _AIOSMTPD_LOG.addFilter(_OwnDeprecationNotice())
         controller = Controller(
             _Handler(self),
             hostname=self.host,

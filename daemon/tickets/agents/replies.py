@@ -18,23 +18,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config
+from daemon.config import Config, LiveConfig
 from daemon.mail.message import ParsedMessage
 from daemon.mail.orders import edit_orders
-from daemon.mail.quoting import visible_text
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import TemplateError
-from daemon.storage.models import (
-    Attachment,
-    Direction,
-    Message,
-    PendingClosing,
-    Promise,
-    RawMessage,
-    Ticket,
-)
+from daemon.storage.models import Direction, PendingClosing, Promise, Ticket
 from daemon.tickets import state
 from daemon.tickets.agents.commands import Command, CommandError, parse_reply
+from daemon.tickets.arrival import Arrival
 from daemon.tickets.lifecycle import Lifecycle
 
 log = logging.getLogger("daemon.agent_replies")
@@ -53,29 +45,33 @@ class _Answers:
 
 
 class AgentReplies:
-    def __init__(self, config: Config, mailer: Mailer, lifecycle: Lifecycle,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, lifecycle: Lifecycle,
                  clock: Callable[[], datetime]) -> None:
-        self.config = config
+        self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.lifecycle = lifecycle
         self.clock = clock
 
-    def handle(self, session: Session, ticket: Ticket, parsed: ParsedMessage,
-               row: RawMessage) -> int:
+    @property
+    def config(self) -> Config:
+        """The mailbox's settings now (a reload swaps them in the shared LiveConfig)."""
+        return self.live.config
+
+    def handle(self, session: Session, ticket: Ticket, arrival: Arrival) -> int:
         """Apply one verified agent message to its ticket; returns how many mails were queued."""
+        parsed = arrival.parsed
         agent = parsed.sender.email
         agent_name = parsed.sender.name or agent.partition("@")[0].capitalize()
-        reply = parse_reply(visible_text(parsed.text), now=self.clock(),
-                            timezone=self.config.shop.timezone,
-                            languages=self.config.shop.languages,
-                            agents=self.config.agents.addresses,
-                            reasons=self.config.reasons.known)
+        config = arrival.config
+        reply = parse_reply(arrival.text, now=self.clock(), timezone=config.shop.timezone,
+                            languages=config.shop.languages, agents=config.agents.addresses,
+                            reasons=config.reasons.known)
         errors = list(reply.errors)
         answers = _Answers()
         if not errors:
             answers, errors = self._answers(session, ticket, reply.commands, agent_name)
         if errors:
-            self._record(session, ticket, parsed, row, reply.body, "rejected-commands")
+            self._record(session, ticket, arrival, reply.body, "rejected-commands")
             log.info("ticket=%d agent reply with %d bad command(s) rejected", ticket.id,
                      len(errors))
             return self.mailer.to_agents(
@@ -89,25 +85,25 @@ class AgentReplies:
             if command is not closing:
                 queued += self._apply(session, ticket, command, agent)
         if closing is not None:
-            self._record(session, ticket, parsed, row, reply.body, "close", Direction.AGENT)
+            self._record(session, ticket, arrival, reply.body, "close", Direction.AGENT)
             self.lifecycle.close(session, ticket, percent=closing.percent,
                                  no_discount=closing.no_discount,
                                  personal_line=closing.text or reply.body or None)
             self._answered(ticket)
             return queued + 1
         if reply.is_note:
-            self._record(session, ticket, parsed, row, reply.body, "note")
+            self._record(session, ticket, arrival, reply.body, "note")
             log.info("ticket=%d internal note from an agent", ticket.id)
             return queued + self._copy_to_team(session, ticket, parsed, agent, agent_name, "note",
                                                reply.body)
         own_words = reply.body.strip()
         if not own_words and not answers.names:
-            self._record(session, ticket, parsed, row, "", "commands")
+            self._record(session, ticket, arrival, "", "commands")
             return queued
         # The agent's own words first (they greet as they always do), then the answers in order;
         # an answers-only reply gets the template's greeting and sign-off instead.
         text = "\n\n".join(part.strip() for part in (own_words, *answers.texts) if part.strip())
-        self._record(session, ticket, parsed, row, reply.body, "agent-reply", Direction.AGENT)
+        self._record(session, ticket, arrival, reply.body, "agent-reply", Direction.AGENT)
         self._answered(ticket)
         self.mailer.to_customer(
             session, ticket, "agent_reply",
@@ -235,16 +231,10 @@ class AgentReplies:
         log.info("ticket=%d #%s by agent", ticket.id, name)
         return 0
 
-    def _record(self, session: Session, ticket: Ticket, parsed: ParsedMessage, row: RawMessage,
-                text: str, kind: str, direction: str = Direction.NOTE) -> None:
-        session.add(Message(
-            ticket_id=ticket.id, direction=direction, message_id=parsed.message_id,
-            in_reply_to=" ".join(parsed.in_reply_to), references=" ".join(parsed.references),
-            from_email=parsed.sender.email, from_name=parsed.sender.name, subject=parsed.subject,
-            text=text, full_text=parsed.text, kind=kind, raw_id=row.id, created_at=self.clock(),
-            attachments=[Attachment(filename=a.filename, content_type=a.content_type, size=a.size,
-                                    content=a.content) for a in parsed.attachments]))
-        row.ticket_id = ticket.id
+    def _record(self, session: Session, ticket: Ticket, arrival: Arrival, text: str, kind: str,
+                direction: str = Direction.NOTE) -> None:
+        """History keeps the agent's words without their command lines."""
+        arrival.record(session, ticket, direction, kind, self.clock(), text=text)
 
 
 def answer_context(session: Session, ticket: Ticket, *, shop: Mapping[str, object], timezone: str,

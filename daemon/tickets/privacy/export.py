@@ -3,9 +3,9 @@
 What goes in: every ticket where the address is the customer or a participant, with all its
 messages' full texts (other participants' messages included: the ticket necessarily shows them),
 internal notes included (they are data about the person, and art. 15 has no exception for
-"internal"), discount codes and satisfaction. Raw mails and attachments only of the person's own
-messages and of our mail to them; other people's raw mails and attachments never. Agents' own
-addresses are replaced by "agent": they are not the person's data.
+"internal"), promises made to them, discount codes and satisfaction. Raw mails and attachments
+only of the person's own messages and of our mail to them; other people's raw mails and
+attachments never. Agents' own addresses are replaced by "agent": they are not the person's data.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from daemon.storage.models import (
     OutboxItem,
     OutboxStatus,
     Participant,
+    Promise,
     RawMessage,
     Ticket,
 )
@@ -105,6 +106,9 @@ def _ticket(session: Session, ticket: Ticket, own: set[int], theirs: bool,
     found["discount_codes"] = [
         {"code": d.code, "percent": d.percent, "valid_until": iso(d.valid_until)}
         for d in session.scalars(select(DiscountCode).where(DiscountCode.ticket_id == ticket.id))]
+    found["promises"] = [
+        {"text": p.text, "due_at": iso(p.due_at), "done_at": iso(p.done_at)}
+        for p in session.scalars(select(Promise).where(Promise.ticket_id == ticket.id))]
     found.pop("assigned_to", None)
     # Files of their own messages, and on their tickets of ours to them; never someone else's.
     found["messages"] = [_message(m, m.id in own or (theirs and m.direction != Direction.IN), archive)

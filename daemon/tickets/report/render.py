@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -158,8 +159,9 @@ def as_text(f: Figures, language: str, timezone: str) -> str:
               f"  {w['business']}: {_hours_line(w, f.first_response_business)}",
               f"  {w['unanswered']}: {f.unanswered}",
               "", f"{w['resolution']}: {_hours_line(w, f.resolution)}",
-              "", f"{w['forgotten']}: "
-              + (", ".join(f"#{n}" for n in f.forgotten) if f.forgotten else w["none"]),
+              "", f"{w['forgotten']}: {len(f.forgotten) or w['none']}",
+              *textwrap.wrap(", ".join(f"#{n}" for n in f.forgotten), width=96,
+                             initial_indent="  ", subsequent_indent="  "),
               "", f"{w['promises']}: {f.promises_made} {w['made']}, {f.promises_kept} "
               f"{w['kept']}, {f.promises_late} {w['late']}",
               "", f"{w['satisfaction']}: {f.satisfaction_answers} {w['answers']}, "
@@ -170,9 +172,10 @@ def as_text(f: Figures, language: str, timezone: str) -> str:
                                            for s in f.satisfaction_lowest]
     lines += ["", f"{w['self_help']}: {f.self_solved} {w['self_solved']}"]
     lines += [f"  {name:20} {n:>6}" for name, n in f.self_solved_by_faq]
-    lines += [f"  {w['offered']}: " + ", ".join(f"{name} {n}" for name, n in f.faq_offered)]
-    lines += ["", f"{w['quick_answers']}:"] + [f"  {name:20} {n:>6}"
-                                               for name, n in f.quick_answers]
+    lines += [f"  {w['offered']}: "
+              + (", ".join(f"{name} {n}" for name, n in f.faq_offered) or w["none"])]
+    lines += ["", f"{w['quick_answers']}: {sum(n for _, n in f.quick_answers) or w['none']}"]
+    lines += [f"  {name:20} {n:>6}" for name, n in f.quick_answers]
     lines += ["", f"{w['discounts']}: {f.discounts_issued}"
               + "".join(f"  ({p} %: {n})" for p, n in f.discounts_by_percent)]
     return "\n".join(lines) + "\n"
