@@ -20,14 +20,14 @@ TARGETS = {
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?):\d+\)$")
 # The daemon's steps, found by the function names on a sample's stack (inclusive time).
 STEPS = (
-    ("parse (mail-parser, daemon/parsing.py)", ("parse (", "parsing.py")),
-    ("classify", ("classify (", "classify.py")),
-    ("language detection (lingua)", ("detect_language (", "language.py")),
-    ("quote stripping", ("visible_text (", "quoting.py")),
-    ("threading (match_ticket)", ("match_ticket (", "matching.py")),
-    ("rendering templates (Jinja2)", ("Renderer.render (", "rendering.py")),
-    ("composing outgoing mail (email package)", ("compose (", "compose.py")),
-    ("agent notifications (render + compose, 2 agents)", ("Mailer.to_agents (", "mailer.py")),
+    ("parse (mail-parser, daemon/mail/parsing.py)", ("parse (", "mail/parsing.py")),
+    ("classify", ("classify (", "mail/classify.py")),
+    ("language detection (lingua)", ("detect_language (", "mail/language.py")),
+    ("quote stripping", ("visible_text (", "mail/quoting.py")),
+    ("threading (match_ticket)", ("match_ticket (", "tickets/threading.py")),
+    ("rendering templates (Jinja2)", ("Renderer.render (", "outbound/rendering.py")),
+    ("composing outgoing mail (email package)", ("compose (", "outbound/compose.py")),
+    ("agent notifications (render + compose, 2 agents)", ("Mailer.to_agents (", "outbound/queue.py")),
     ("SQLAlchemy flush + commit", ("Session.flush (", "session.py")),
     ("SQLAlchemy commit", ("SessionTransaction.commit (", "session.py")),
 )
