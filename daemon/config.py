@@ -263,7 +263,7 @@ class UpdatesConfig(_Section):
 
 class ClosingConfig(_Section):
     discount_percent: int = Field(default=10, ge=0, le=100)
-    discount_provider: Literal["generated", "pool"] = "generated"
+    discount_provider: Literal["generated", "pool", "platform"] = "generated"
     discount_valid_for: Duration = timedelta(days=90)
     code_prefix: str = Field(default="GRACIAS", pattern=r"^[A-Za-z0-9]{1,20}$")
     pool_file: Path | None = None
@@ -276,6 +276,56 @@ class ClosingConfig(_Section):
         if self.discount_provider == "pool" and self.pool_file is None:
             raise ValueError('discount_provider = "pool" needs pool_file (a file of codes)')
         return self
+
+
+class PlatformConfig(_Section):
+    """The shop's platform: orders shown to agents, coupons created there (daemon/shop)."""
+
+    kind: Literal["woocommerce", "prestashop", "shopify"]
+    url: str
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    timeout: Duration = timedelta(seconds=5)
+    cache_for: Duration = timedelta(minutes=5)
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value.strip()):
+            raise ValueError(f"expected the shop's address such as https://tienda.example, got {value!r}")
+        return value.strip().rstrip("/")
+
+    @field_validator("timeout")
+    @classmethod
+    def _short(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be between 0 and 60 seconds: mail is not held up longer for the shop")
+        return value
+
+
+class OrdersConfig(_Section):
+    """Patterns that find order numbers in customers' mail, by language: a language given here
+    replaces the built-in patterns of that language, a new one adds to them. Each is a regular
+    expression with one group, the number."""
+
+    patterns: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("patterns")
+    @classmethod
+    def _one_group(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for language, patterns in value.items():
+            for pattern in patterns:
+                try:
+                    groups = re.compile(pattern).groups
+                except re.error as error:
+                    raise ValueError(f"{language}: {pattern!r} is not a regular expression: "
+                                     f"{error}") from None
+                if groups != 1:
+                    raise ValueError(f"{language}: {pattern!r} needs exactly one group (the order number), "
+                                     f"has {groups}; write (?:...) for the others")
+        return value
 
 
 class EscalationConfig(_Section):
@@ -513,6 +563,8 @@ class Config(_Section):
     admin: AdminConfig = AdminConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    platform: PlatformConfig | None = None
+    orders: OrdersConfig = OrdersConfig()
     retention: RetentionConfig = RetentionConfig()
     mailboxes: list[MailboxConfig] = Field(default_factory=list)
     faq: list[FaqEntry] = Field(default_factory=list)
@@ -536,6 +588,12 @@ class Config(_Section):
         if not isinstance(first, dict):
             return data
         return {**data, **{key: first[key] for key in ("shop", "imap") if key in first}}
+
+    @model_validator(mode="after")
+    def _platform_for_coupons(self) -> Config:
+        if self.closing.discount_provider == "platform" and self.platform is None:
+            raise ValueError('[closing] discount_provider = "platform" needs a [platform] section')
+        return self
 
     @field_validator("mailboxes")
     @classmethod
@@ -594,6 +652,8 @@ class Secrets(BaseModel):
     imap_password: SecretStr | None
     smtp_password: SecretStr | None
     agent_secret: SecretStr | None
+    platform_key: SecretStr | None = None
+    platform_secret: SecretStr | None = None
 
 
 class Settings(BaseModel):
@@ -656,11 +716,25 @@ def _mailbox_secrets(config: Config, smtp: SecretStr | None, path: Path, prefix:
         smtp_password=smtp,
         agent_secret=_secret(agents, config.agents.secret, config.agents.secret_file, path.parent,
                              key="secret"),
+        **_platform_secrets(config.platform, path),
     )
     if config.agents.addresses and secrets.agent_secret is None:
         raise ConfigError(f"{path}: [{agents}] secret_file: required when [{agents}] addresses are "
                           "set (it signs the tokens that prove an agent's reply is genuine)")
     return secrets
+
+
+def _platform_secrets(platform: PlatformConfig | None, path: Path) -> dict[str, SecretStr | None]:
+    if platform is None:
+        return {}
+    key = _secret("platform", platform.key, platform.key_file, path.parent, key="key")
+    secret = _secret("platform", platform.secret, platform.secret_file, path.parent, key="secret")
+    if key is None:
+        raise ConfigError(f"{path}: [platform] key_file: required (the {platform.kind} API key)")
+    if platform.kind == "woocommerce" and secret is None:
+        raise ConfigError(f"{path}: [platform] secret_file: required for WooCommerce "
+                          "(the consumer secret that goes with the consumer key)")
+    return {"platform_key": key, "platform_secret": secret}
 
 
 def _describe(error: Any) -> str:

@@ -189,8 +189,8 @@ FRENCH = [
     ("#assigner ana", "assign"), ("#attribuer luis", "assign"), ("#étiquette taille", "tag"),
     ("#etiquette taille", "tag"), ("#langue fr", "lang"), ("#statut Colis retrouvé", "status"),
     ("#rouvrir", "reopen"), ("#aide", "help"), ("#réponse delay", "answer"),
-    ("#reponse delay", "answer"), ("#RÉPONSES", "answers"), ("#problème huelga", "problem"),
-    ("#probleme huelga", "problem"),
+    ("#reponse delay", "answer"), ("#RÉPONSES", "answers"), ("#commande 4411", "order"),
+    ("#Commande -4411", "order"), ("#problème huelga", "problem"), ("#probleme huelga", "problem"),
 ]
 
 

@@ -200,11 +200,14 @@ def cmd_close(settings: Settings, args: argparse.Namespace) -> int:
             problem = _problem(session, args.name, args.mailbox)
             if problem.state != "open":
                 raise _Refused(f"problem {problem.name} is already closed")
-            closed, _ = _service(boxes, problem.mailbox).close(
+            mailbox = problem.mailbox
+            closed, _ = _service(boxes, mailbox).close(
                 session, problem, agent=None, percent=args.discount,
                 no_discount=args.no_discount, personal_line=lambda _: args.message)
     except _Refused as refused:
         return _fail(refused)
+    # Coupons from the shop's platform are confirmed after the commit, as for `tickets close`.
+    boxes[mailbox].lifecycle.settle_closings([number for number, _ in closed])
     print(f"problem {args.name} closed; {len(closed)} ticket(s) closed, each with its closing "
           "email in the outbox")
     return EXIT_OK

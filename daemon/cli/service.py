@@ -18,7 +18,8 @@ def register(commands: Commands) -> None:
     run.set_defaults(handler=cmd_run)
 
     check = commands.add_parser("check-config", help="validate the config and the templates")
-    check.add_argument("--connect", action="store_true", help="also log in to IMAP and SMTP")
+    check.add_argument("--connect", action="store_true",
+                       help="also log in to IMAP and SMTP, and call the shop's [platform] once")
     check.set_defaults(handler=cmd_check_config)
 
     database = commands.add_parser("db", help="database schema").add_subparsers(

@@ -22,7 +22,8 @@ def register(commands: Commands) -> None:
     show.add_argument("number", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_tickets_show)
-    search = tickets.add_parser("search", help="tickets whose subject, customer or messages contain TEXT")
+    search = tickets.add_parser("search",
+                                help="tickets whose subject, customer, orders or messages contain TEXT")
     search.add_argument("text", metavar="TEXT")
     search.add_argument("--limit", type=int, default=None)
     search.add_argument("--json", action="store_true")
@@ -75,7 +76,7 @@ def cmd_tickets_search(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.runtime.service import build_mailboxes
-    from daemon.storage.models import Ticket, TicketStatus
+    from daemon.storage.models import PendingClosing, Ticket, TicketStatus
 
     if args.discount is not None and not 0 <= args.discount <= 100:
         print("incidencias: --discount: expected a percent from 0 to 100", file=sys.stderr)
@@ -97,6 +98,13 @@ def cmd_tickets_close(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         code = parts.lifecycle.close(session, ticket, percent=args.discount,
                                      no_discount=args.no_discount, personal_line=args.message)
+    parts.lifecycle.settle_closings([args.number])
+    with sessions() as session:
+        pending = session.get(PendingClosing, args.number)
+        if pending is not None:
+            print(f"ticket #{args.number}: the closing waits for the shop to create coupon {code} "
+                  f"({pending.last_error}); the daemon retries it and sends the closing email then")
+            return EXIT_OK
     print(f"ticket #{args.number} closed" + (f" with discount code {code}" if code else "")
           + "; the closing email is in the outbox and goes out with the daemon's next delivery")
     return EXIT_OK

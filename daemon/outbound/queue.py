@@ -19,14 +19,18 @@ from sqlalchemy.orm import Session
 from daemon.config import Config, LiveConfig
 from daemon.mail.authenticity import ANY_AGENT, notification_id, problem_message_id
 from daemon.mail.message import Attachment
+from daemon.mail.orders import listed_orders
 from daemon.outbound.compose import Copy, Outgoing, Thread, compose, new_message_id
 from daemon.outbound.rate_limits import exceeded, lookback
 from daemon.outbound.rendering import Rendered, Renderer
+from daemon.shop.lookup import OrderLookup
+from daemon.shop.model import Order
 from daemon.storage.address_keys import address_hash, installation_key, keyed_hash
 from daemon.storage.models import (
     Direction,
     Message,
     OutboxItem,
+    PendingClosing,
     Problem,
     SuppressedAddress,
     Ticket,
@@ -35,6 +39,8 @@ from daemon.storage.models import (
 log = logging.getLogger("daemon.mailer")
 
 _THREAD_DEPTH = 20
+# The agents' notifications of customer mail: the ones that show what the shop knows of each order.
+NOTIFICATIONS = frozenset({"agent_new_ticket", "agent_followup"})
 
 
 class Mailer:
@@ -51,6 +57,8 @@ class Mailer:
         self.silent = False
         # Automatic customer mail not queued since start, by cause ("suppressed", "rate-limited").
         self.withheld: Counter[str] = Counter()
+        # The shop's orders for the agents' notifications; None without a [platform].
+        self.orders: OrderLookup | None = None
 
     @property
     def config(self) -> Config:
@@ -145,7 +153,8 @@ class Mailer:
             return 0
         now = self.clock()
         context = {"shop": self.shop_context(), "commands": self.agent_help,
-                   "ticket": self.agent_ticket(session, ticket) if ticket is not None else None,
+                   "ticket": (self.agent_ticket(session, ticket, with_orders=template in NOTIFICATIONS)
+                              if ticket is not None else None),
                    **variables}
         rendered = self.renderer.render(template, self.config.agents.language, context,
                                         fallback_language="en")
@@ -211,8 +220,10 @@ class Mailer:
                     SuppressedAddress.until > now)))
         return found
 
-    def agent_ticket(self, session: Session, ticket: Ticket) -> dict[str, Any]:
-        """The ticket summary agents see: status, age, language, last contact, message count."""
+    def agent_ticket(self, session: Session, ticket: Ticket,
+                     with_orders: bool = False) -> dict[str, Any]:
+        """The ticket summary agents see: status, age, language, last contact, message count,
+        order numbers — with what the shop says of each when `with_orders` (notifications)."""
         zone = ZoneInfo(self.config.shop.timezone)
         count = session.scalar(select(func.count()).select_from(Message)
                                .where(Message.ticket_id == ticket.id)) or 0
@@ -224,7 +235,20 @@ class Mailer:
             "last_contact": (_shop_time(ticket.last_outbound_at, zone)
                              if ticket.last_outbound_at else None),
             "message_count": count,
+            "orders": self._orders(listed_orders(ticket.orders or ""), with_orders),
+            # Only a [platform] makes closings wait, so without one there is nothing to look up.
+            "closing_pending": (_pending(session.get(PendingClosing, ticket.id))
+                                if self.orders is not None else None),
         }
+
+    def _orders(self, numbers: list[str], look_up: bool) -> list[dict[str, Any]]:
+        """Each order for the template; `answered` None: the shop was not asked (no [platform])."""
+        if not numbers:
+            return []
+        if not look_up or self.orders is None:
+            return [_order_entry(number, None, None) for number in numbers]
+        return [_order_entry(info.number, info.answered, info.order)
+                for info in self.orders.orders(numbers)]
 
     def all_agents(self) -> list[str]:
         return [*self.config.agents.addresses, *self.config.agents.notify]
@@ -286,6 +310,25 @@ class Mailer:
              "recipients": "\n".join(mail.recipients), "raw": mail.raw, "created_at": now,
              "next_attempt_at": now, "automatic": automatic}
             for mail in outgoing])
+
+
+def _order_entry(number: str, answered: bool | None, order: Order | None) -> dict[str, Any]:
+    return {
+        "number": order.number if order is not None else number,
+        "answered": answered,
+        "found": order is not None,
+        "status": order.status if order else None,
+        "date": order.created if order else None,
+        "total": order.total if order else None,
+        "items": [{"name": item.name, "quantity": item.quantity} for item in order.items] if order else [],
+        "shipping": order.shipping_method if order else None,
+        "tracking": list(order.tracking) if order else [],
+    }
+
+
+def _pending(pending: PendingClosing | None) -> dict[str, Any] | None:
+    return None if pending is None else {"code": pending.code, "percent": pending.percent,
+                                         "last_error": pending.last_error}
 
 
 def _shop_time(moment: datetime, zone: ZoneInfo) -> str:

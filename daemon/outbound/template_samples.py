@@ -96,6 +96,18 @@ def _agent_ticket() -> dict[str, Any]:
         "age_days": 3,
         "last_contact": "2026-11-19 16:02",
         "message_count": 4,
+        "orders": [
+            {"number": "58213", "answered": True, "found": True, "status": "processing",
+             "date": "2026-11-16T18:40:11", "total": "54.85 EUR",
+             "items": [{"name": "Camiseta azul - M", "quantity": 2}, {"name": "Gorra roja", "quantity": 1}],
+             "shipping": "Envío urgente", "tracking": ["Correos PK123456789ES"]},
+            {"number": "58240", "answered": True, "found": False, "status": None, "date": None,
+             "total": None, "items": [], "shipping": None, "tracking": []},
+            {"number": "58301", "answered": False, "found": False, "status": None, "date": None,
+             "total": None, "items": [], "shipping": None, "tracking": []},
+        ],
+        "closing_pending": {"code": "GRACIAS-7KQ2M9XW4P", "percent": 10,
+                            "last_error": "the shop answered HTTP 503"},
     }
 
 
@@ -405,6 +417,12 @@ def _pool_low_notice() -> dict[str, Any]:
     return {**_notice("pool_low", {"remaining": 4}), "ticket": {**_agent_ticket(), "status": "closed"}}
 
 
+def _closing_waits_notice() -> dict[str, Any]:
+    return _notice("closing_waits", {"code": "GRACIAS-7KQ2M9XW4P",
+                                     "problem": "WooCommerce coupon GRACIAS-7KQ2M9XW4P: the shop "
+                                                "answered HTTP 503"})
+
+
 def _unknown_notice() -> dict[str, Any]:
     # not a kind the daemon sends today: templates must still show a kind they do not know
     return _notice("export_failed", {"file": "/var/lib/incidencias/codes.csv", "error": "disk full"})
@@ -490,6 +508,7 @@ _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
         _discount_problem_notice,
         _discount_problem_uncounted_notice,
         _pool_low_notice,
+        _closing_waits_notice,
         _self_solved_notice,
         _low_satisfaction_notice,
         _unknown_notice,
@@ -501,7 +520,8 @@ _MORE: dict[str, tuple[Callable[[], dict[str, Any]], ...]] = {
 }
 
 # Values replaced by their "absent" form in the sparse variant.
-_SPARSE_TICKET = {"subject": "", "customer_name": "", "last_contact": None}
+_SPARSE_TICKET: dict[str, Any] = {"subject": "", "customer_name": "", "last_contact": None,
+                                  "orders": [], "closing_pending": None}
 _SPARSE = {
     "update_days": 1,
     "agent_name": "",

@@ -1,4 +1,5 @@
-"""`check-config --connect`: log in to IMAP and SMTP once and say what failed, in words."""
+"""`check-config --connect`: log in to IMAP and SMTP once, make one read-only call to the shop's
+platform, and say what failed, in words."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 from daemon.config import Settings
 from daemon.inbound.imap import ImapInbox
 from daemon.outbound.sender import probe
+from daemon.shop.factory import make_platform
+from daemon.shop.model import ShopError
 
 
 def check_connections(settings: Settings) -> list[str]:
@@ -30,4 +33,13 @@ def check_connections(settings: Settings) -> list[str]:
     except Exception as exc:
         failures.append(f"SMTP {settings.config.smtp.host}:{settings.config.smtp.port}: "
                         f"{type(exc).__name__}: {exc}")
+    platform = settings.config.platform
+    if platform is not None:
+        client = make_platform(platform, settings.secrets)
+        try:
+            client.check()
+        except ShopError as exc:  # its message never carries a key or a secret
+            failures.append(f"[platform] {platform.kind} {platform.url}: {exc}")
+        finally:
+            client.close()
     return failures

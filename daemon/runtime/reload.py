@@ -1,9 +1,10 @@
 """SIGHUP: re-read config.toml and templates, and apply what can change under a running daemon.
 
 Wording and timing (templates, the shop's signature and contact lines, updates, escalation,
-closing texts and percent, the log level) take effect at once. Connections, the database,
-agents, secrets and the discount provider are wired in at start, so a change to them is reported
-and waits for a restart. A reload that fails validation changes nothing.
+closing texts and percent, the log level, the order-number patterns) take effect at once.
+Connections, the database, agents, secrets, the shop's [platform] and the discount provider are
+wired in at start, so a change to them is reported and waits for a restart. A reload that fails
+validation changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ log = logging.getLogger("daemon.reload")
 
 _SHOP_WORDING = ("name", "phone", "web", "signature")
 _WHOLE_SECTIONS = ("updates", "escalation", "closing", "templates", "logging", "faq", "self_help",
-                   "reasons", "report")
+                   "reasons", "report", "orders")
 # Used when the daemon starts: the scheduler's interval and the discount provider.
 _FIXED = {"updates": ("sweep_every",),
           "closing": ("discount_provider", "discount_valid_for", "code_prefix", "pool_file")}

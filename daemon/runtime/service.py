@@ -34,10 +34,13 @@ from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_sch
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
 from daemon.runtime.supervision import Supervision
+from daemon.shop.lookup import OrderLookup
+from daemon.shop.model import Platform
 from daemon.storage import db
 from daemon.storage.models import utcnow
 from daemon.tickets.agents.commands import command_help
-from daemon.tickets.discounts import load_pool, make_provider
+from daemon.tickets.coupons import PLATFORM, PlatformCoupons
+from daemon.tickets.discounts import DiscountProvider, load_pool, make_provider
 from daemon.tickets.lifecycle import Lifecycle
 from daemon.tickets.router import Ingestor
 
@@ -102,8 +105,16 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     agent_secret = secret.get_secret_value().encode() if secret else b""
     mailer = Mailer(live, renderer, clock, agent_secret, agent_help=command_help())
     closing = config.closing
-    provider = make_provider(closing.discount_provider, prefix=closing.code_prefix,
-                             valid_for=closing.discount_valid_for)
+    platform = _platform(settings)
+    provider: DiscountProvider | PlatformCoupons
+    if platform is not None and config.platform is not None:
+        mailer.orders = OrderLookup(platform, keep=config.platform.cache_for)
+    if closing.discount_provider == PLATFORM and platform is not None:
+        provider = PlatformCoupons(platform, prefix=closing.code_prefix,
+                                   valid_for=closing.discount_valid_for, shop_name=config.shop.name)
+    else:
+        provider = make_provider(closing.discount_provider, prefix=closing.code_prefix,
+                                 valid_for=closing.discount_valid_for)
     if closing.pool_file is not None:
         with sessions.begin() as session:
             added = load_pool(session, closing.pool_file)
@@ -115,6 +126,15 @@ def assemble(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
     sender = OutboxSender(config.smtp, smtp_password.get_secret_value() if smtp_password else None,
                           sessions, clock, SendEvents(metrics.email_sent, metrics.send_failed))
     return Components(live, engine, sessions, renderer, mailer, lifecycle, ingestor, sender)
+
+
+def _platform(settings: Settings) -> Platform | None:
+    """The shop's API client; httpx is imported only by installations that have a [platform]."""
+    if settings.config.platform is None:
+        return None
+    from daemon.shop.factory import make_platform
+
+    return make_platform(settings.config.platform, settings.secrets)
 
 
 def _inbox(settings: Settings) -> ImapInbox:

@@ -39,8 +39,8 @@ def _unicode_lower(value: object) -> str | None:
 
 
 def search_tickets(session: Session, text: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Tickets whose subject, customer address or name, or any message's text or subject contain
-    `text`, ignoring case; newest first, in the shape of `tickets list`."""
+    """Tickets whose subject, customer address or name, order numbers, or any message's text or
+    subject contain `text`, ignoring case; newest first, in the shape of `tickets list`."""
     lower, needle = _lower_case(session), text.lower()
 
     def has(column: Any) -> ColumnElement[bool]:
@@ -48,7 +48,7 @@ def search_tickets(session: Session, text: str, limit: int | None = None) -> lis
 
     in_messages = select(Message.ticket_id).where(or_(has(Message.text), has(Message.subject)))
     hits = select(Ticket.id).where(or_(
-        has(Ticket.subject), has(Ticket.customer_email), has(Ticket.customer_name),
+        has(Ticket.subject), has(Ticket.customer_email), has(Ticket.customer_name), has(Ticket.orders),
         Ticket.id.in_(in_messages)))
     return list_tickets(session, limit=limit, among=hits)
 

@@ -78,6 +78,8 @@ class Ticket(Base):
     # Which [[mailboxes]] entry the ticket came in through; threading never crosses mailboxes.
     mailbox: Mapped[str] = mapped_column(String(63), default=DEFAULT_MAILBOX,
                                          server_default=DEFAULT_MAILBOX)
+    # Order numbers, space-separated; "-N" is one an agent removed (daemon/mail/orders.py).
+    orders: Mapped[str] = mapped_column(Text, default="", server_default="")
     # When the customer's personal data was replaced by a pseudonym (forget or retention).
     pseudonymised_at: Mapped[datetime | None] = mapped_column(default=None)
     # Self-help (issue 17): [[faq]] names shown in the acknowledgement, comma-separated; closed by
@@ -318,6 +320,28 @@ class MailboxState(Base):
     uidvalidity: Mapped[int] = mapped_column()
     last_uid: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PendingClosing(Base):
+    """A close waiting for the shop platform to confirm its coupon (`discount_provider = "platform"`).
+
+    The code is chosen and committed here before the shop is asked, so every retry — after a
+    time-out, a crash, an outage — asks for the same code. The row goes when the closing mail is
+    queued, in the same transaction.
+    """
+
+    __tablename__ = "pending_closings"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    percent: Mapped[int] = mapped_column(Integer)
+    valid_until: Mapped[datetime] = mapped_column()
+    personal_line: Mapped[str | None] = mapped_column(Text, default=None)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    agents_told_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ProblemStatus:

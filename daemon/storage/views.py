@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from daemon.storage.models import Message, Ticket
+from daemon.mail.orders import listed_orders
+from daemon.storage.models import Message, PendingClosing, Ticket
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -18,7 +19,8 @@ def iso(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
+def ticket_object(ticket: Ticket, message_count: int,
+                  pending: PendingClosing | None = None) -> dict[str, Any]:
     return {
         "id": ticket.id,
         "status": ticket.status,
@@ -36,6 +38,10 @@ def ticket_object(ticket: Ticket, message_count: int) -> dict[str, Any]:
         "status_line": ticket.status_line,
         "wait_until": iso(ticket.wait_until),
         "mailbox": ticket.mailbox,
+        "orders": listed_orders(ticket.orders),
+        "closing_pending": None if pending is None else {
+            "since": iso(pending.since), "code": pending.code, "percent": pending.percent,
+            "attempts": pending.attempts, "last_error": pending.last_error},
         "unreachable_at": iso(ticket.unreachable_at),
         "unreachable_reason": ticket.unreachable_reason,
         "pseudonymised_at": iso(ticket.pseudonymised_at),
@@ -67,8 +73,9 @@ def list_tickets(session: Session, status: str | None = None, limit: int | None 
     """Tickets newest first; `among` (a query of ticket ids) narrows them, e.g. to search hits."""
     counts = (select(Message.ticket_id, func.count().label("n"))
               .group_by(Message.ticket_id).subquery())
-    query = (select(Ticket, func.coalesce(counts.c.n, 0))
+    query = (select(Ticket, func.coalesce(counts.c.n, 0), PendingClosing)
              .outerjoin(counts, counts.c.ticket_id == Ticket.id)
+             .outerjoin(PendingClosing, PendingClosing.ticket_id == Ticket.id)
              .order_by(Ticket.created_at.desc(), Ticket.id.desc()))
     if status:
         query = query.where(Ticket.status == status)
@@ -76,14 +83,15 @@ def list_tickets(session: Session, status: str | None = None, limit: int | None 
         query = query.where(Ticket.id.in_(among))
     if limit:
         query = query.limit(limit)
-    return [ticket_object(ticket, count) for ticket, count in session.execute(query).all()]
+    return [ticket_object(ticket, count, pending)
+            for ticket, count, pending in session.execute(query).all()]
 
 
 def show_ticket(session: Session, number: int) -> dict[str, Any] | None:
     ticket = session.get(Ticket, number)
     if ticket is None:
         return None
-    found = ticket_object(ticket, len(ticket.messages))
+    found = ticket_object(ticket, len(ticket.messages), session.get(PendingClosing, number))
     found["messages"] = [message_object(m) for m in ticket.messages]
     return found
 
@@ -106,6 +114,12 @@ def ticket_detail(ticket: dict[str, Any]) -> str:
     ]
     if ticket["discount_code"]:
         lines.append(f"discount code: {ticket['discount_code']}")
+    if ticket["orders"]:
+        lines.append(f"orders: {', '.join(ticket['orders'])}")
+    if ticket["closing_pending"]:
+        pending = ticket["closing_pending"]
+        lines.append(f"closing waits for the shop to confirm coupon {pending['code']} since "
+                     f"{pending['since']}: {pending['last_error'] or 'not asked yet'}")
     if ticket.get("problem"):
         lines.append(f"problem: {ticket['problem']}")
     for m in ticket["messages"]:

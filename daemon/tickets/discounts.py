@@ -2,8 +2,8 @@
 
 A provider hands out one code per close inside the caller's transaction, so the ticket, its code and
 the closing email are committed together or not at all. `generated` mints codes here, and the shop
-imports them later from `export_csv`; `pool` hands out codes the shop created beforehand. A shop
-platform's API fits as one more class with `name` and `issue` that records its code the same way.
+imports them later from `export_csv`; `pool` hands out codes the shop created beforehand. Codes
+created in the shop's platform by its API wait for the shop's answer instead: see `coupons`.
 
 Dates are naive UTC like every column; `valid_until` is stored as midnight of the last valid day.
 """
@@ -83,7 +83,7 @@ class GeneratedCodes:
     name: str = GENERATED
 
     def __init__(self, prefix: str = "GRACIAS", valid_for: timedelta = timedelta(days=90),
-                 length: int = 10) -> None:
+                 length: int = 10, source: str = GENERATED) -> None:
         if length < MIN_LENGTH:
             raise ValueError(f"a code needs at least {MIN_LENGTH} random characters to be unguessable")
         if len(prefix) + 1 + length > 64:
@@ -91,12 +91,13 @@ class GeneratedCodes:
         self.prefix = prefix
         self.valid_for = valid_for
         self.length = length
+        self.source = source  # recorded with each code: "platform" when the shop gets them by API
 
     def issue(self, session: Session, ticket_id: int, percent: int, now: datetime) -> IssueResult:
         _check_percent(percent)
         code = self._unused_code(session)
         valid_until = (now + self.valid_for).date()
-        session.add(DiscountCode(code=code, source=GENERATED, percent=percent,
+        session.add(DiscountCode(code=code, source=self.source, percent=percent,
                                  valid_until=_midnight(valid_until), ticket_id=ticket_id,
                                  claimed_at=now, created_at=now))
         session.flush()

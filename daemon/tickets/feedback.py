@@ -32,7 +32,7 @@ _HAPPY = 4
 
 
 class Feedback:
-    def __init__(self, config: Config | LiveConfig, mailer: Mailer, discounts: DiscountProvider,
+    def __init__(self, config: Config | LiveConfig, mailer: Mailer, discounts: DiscountProvider | None,
                  clock: Callable[[], datetime]) -> None:
         self.live = LiveConfig.of(config)
         self.mailer = mailer
@@ -79,7 +79,9 @@ class Feedback:
         now = self.clock()
         discount: dict[str, Any] | None = None
         percent = self.config.closing.discount_percent
-        if self.config.self_help.discount_on_self_solved and percent > 0:
+        # No provider: codes come from the shop's platform, and a code the shop has not confirmed
+        # is never sent — the self-solved thank-you then goes without one.
+        if self.discounts is not None and self.config.self_help.discount_on_self_solved and percent > 0:
             issued = self.discounts.issue(session, ticket.id, percent, now).discount
             if issued is not None:
                 ticket.discount_code = issued.code

@@ -9,7 +9,7 @@ missed interval — and two sweeps never send the same thing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from daemon.config import DEFAULT_MAILBOX, WEEKDAYS, Config, LiveConfig
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Rendered
+from daemon.shop.model import ShopError
 from daemon.storage.models import (
     Direction,
     KeyValue,
     Message,
+    PendingClosing,
     ProblemStatus,
     Promise,
     Ticket,
@@ -32,7 +34,8 @@ from daemon.storage.models import (
 )
 from daemon.tickets import state
 from daemon.tickets.business_hours import in_window
-from daemon.tickets.discounts import DiscountProvider, pool_remaining
+from daemon.tickets.coupons import PlatformCoupons
+from daemon.tickets.discounts import Discount, DiscountProvider, pool_remaining
 from daemon.tickets.report.figures import BusinessHours, gather
 from daemon.tickets.report.render import as_html, as_text, heading
 
@@ -79,7 +82,7 @@ def status_line(ticket: Ticket) -> str | None:
 
 class Lifecycle:
     def __init__(self, config: Config | LiveConfig, mailer: Mailer, sessions: sessionmaker[Session],
-                 clock: Callable[[], datetime], discounts: DiscountProvider) -> None:
+                 clock: Callable[[], datetime], discounts: DiscountProvider | PlatformCoupons) -> None:
         self.live = LiveConfig.of(config)
         self.mailer = mailer
         self.sessions = sessions
@@ -125,6 +128,7 @@ class Lifecycle:
         report.add("promise", self._promises(now))
         report.add("digest", self._digest(now))
         report.add("report", self._weekly_report(now))
+        report.add("closing", self.settle_closings())
         if report.total:
             log.info("scheduled work sent: %s", report.sent)
         return report
@@ -358,19 +362,34 @@ class Lifecycle:
 
     def close(self, session: Session, ticket: Ticket, *, percent: int | None = None,
               no_discount: bool = False, personal_line: str | None = None) -> str | None:
-        """Close with apology, thanks and (unless told not to) a discount code; returns the code."""
+        """Close with apology, thanks and (unless told not to) a discount code; returns the code.
+
+        With coupons from the shop's platform the closing only starts here: the code is chosen
+        and the closing recorded as pending, and `settle_closings` finishes it once the shop has
+        the coupon (the caller calls it after committing; the sweep retries).
+        """
         now = self.clock()
         closing = self.config.closing
         wanted = closing.discount_percent if percent is None else percent
-        discount: dict[str, Any] | None = None
-        code: str | None = None
-        if not no_discount and wanted > 0:
+        pending = session.get(PendingClosing, ticket.id)
+        if not no_discount and wanted > 0 and isinstance(self.discounts, PlatformCoupons):
+            if pending is not None:
+                log.info("ticket=%d already waits for the shop's coupon %s", ticket.id, pending.code)
+                return pending.code
+            reserved = self.discounts.reserve(session, ticket.id, wanted, now)
+            session.add(PendingClosing(
+                ticket_id=ticket.id, code=reserved.code, percent=reserved.percent,
+                valid_until=datetime.combine(reserved.valid_until, time()),
+                personal_line=personal_line, since=now, attempts=0))
+            ticket.updated_at = now
+            log.info("ticket=%d closing waits for the shop to create its coupon", ticket.id)
+            return reserved.code
+        if pending is not None:
+            session.delete(pending)  # closed without a discount after all: no coupon to wait for
+        discount: Discount | None = None
+        if not no_discount and wanted > 0 and not isinstance(self.discounts, PlatformCoupons):
             result = self.discounts.issue(session, ticket.id, wanted, now)
-            if result.discount is not None:
-                code = result.discount.code
-                discount = {"code": code, "percent": result.discount.percent,
-                            "valid_until": result.discount.valid_until.isoformat(),
-                            "terms": closing.terms.get(ticket.language)}
+            discount = result.discount
             if result.problem:
                 self._notice(session, ticket, "discount_problem",
                              details={"problem": result.problem, "remaining": result.remaining})
@@ -378,13 +397,81 @@ class Lifecycle:
                   and result.remaining < closing.pool_warn_below):
                 self._notice(session, ticket, "pool_low",
                              details={"remaining": pool_remaining(session)})
+        return self._closed(session, ticket, discount, personal_line, now)
+
+    def _closed(self, session: Session, ticket: Ticket, discount: Discount | None,
+                personal_line: str | None, now: datetime) -> str | None:
+        """The closing mail and the ticket's new state, in the caller's transaction."""
+        details = None if discount is None else {
+            "code": discount.code, "percent": discount.percent,
+            "valid_until": discount.valid_until.isoformat(),
+            "terms": self.config.closing.terms.get(ticket.language)}
         self.mailer.to_customer(
-            session, ticket, "closing", {"personal_line": personal_line, "discount": discount},
+            session, ticket, "closing", {"personal_line": personal_line, "discount": details},
             kind="closing", thread=self.mailer.customer_thread(session, ticket), automatic=None)
+        code = None if discount is None else discount.code
         state.apply(ticket, state.Event.CLOSED, now)
         ticket.discount_code = code
         log.info("ticket=%d closed%s", ticket.id, " with a discount code" if code else "")
         return code
+
+    def settle_closings(self, ticket_ids: Sequence[int] | None = None) -> int:
+        """Ask the shop for the coupon of each pending closing (all of this mailbox's, or those of
+        `ticket_ids`); a confirmed one closes its ticket and queues the closing mail. Returns how
+        many closed. The shop is asked outside any transaction; when it is down, the rest wait
+        for the next sweep instead of each waiting out the time-out."""
+        coupons = self.discounts
+        if not isinstance(coupons, PlatformCoupons):
+            return 0
+        with self.sessions() as session:
+            query = (select(PendingClosing.ticket_id)
+                     .join(Ticket, Ticket.id == PendingClosing.ticket_id)
+                     .where(self._mine).order_by(PendingClosing.since).limit(_BATCH))
+            if ticket_ids is not None:
+                query = query.where(PendingClosing.ticket_id.in_(ticket_ids))
+            waiting = list(session.scalars(query))
+        closed = 0
+        for ticket_id in waiting:
+            with self.sessions() as session:
+                pending = session.get(PendingClosing, ticket_id)
+                if pending is None:
+                    continue
+                request = coupons.request(session.get_one(Ticket, ticket_id), pending)
+            failure: ShopError | None = None
+            try:
+                coupons.platform.create_coupon(request)
+            except ShopError as error:
+                failure = error
+            except Exception as error:  # an answer of a shape no one foresaw: the closing waits
+                failure = ShopError(f"unexpected answer from the shop ({type(error).__name__})",
+                                    retry=True)
+            with self.sessions.begin() as session:
+                ticket = session.get_one(Ticket, ticket_id, with_for_update=True)
+                pending = session.get(PendingClosing, ticket_id)
+                if pending is None:
+                    continue  # finished meanwhile (another instance, or closed without a discount)
+                if failure is None:
+                    session.delete(pending)
+                    self._closed(session, ticket, Discount(pending.code, pending.percent,
+                                                           pending.valid_until.date()),
+                                 pending.personal_line, self.clock())
+                    closed += 1
+                    continue
+                self._still_waiting(session, ticket, pending, failure)
+            if failure.retry:
+                break
+        return closed
+
+    def _still_waiting(self, session: Session, ticket: Ticket, pending: PendingClosing,
+                       failure: ShopError) -> None:
+        """Recorded on the pending closing; agents hear of it once, not at every retry."""
+        pending.attempts += 1
+        pending.last_error = str(failure)[:2000]
+        log.warning("ticket=%d closing waits: %s", ticket.id, failure)
+        if pending.agents_told_at is None:
+            pending.agents_told_at = self.clock()
+            self._notice(session, ticket, "closing_waits",
+                         details={"code": pending.code, "problem": str(failure)})
 
 
 def last_weekly_due(local_now: datetime, weekday: int, hour: int) -> datetime:

@@ -27,6 +27,7 @@ from daemon.mail.authenticity import AgentCheck, check_agent
 from daemon.mail.classify import Kind
 from daemon.mail.language import detect_language
 from daemon.mail.message import ParsedMessage
+from daemon.mail.orders import compile_patterns, find_orders, merge_orders
 from daemon.mail.parsing import ParseError, parse, parse_headers
 from daemon.mail.subjects import subject_key
 from daemon.outbound.compose import Thread
@@ -47,6 +48,7 @@ from daemon.tickets import state
 from daemon.tickets.agents.replies import AgentReplies
 from daemon.tickets.arrival import Arrival
 from daemon.tickets.bounces import AutomaticMail
+from daemon.tickets.coupons import PlatformCoupons
 from daemon.tickets.feedback import Feedback
 from daemon.tickets.lifecycle import Lifecycle, days_until_update
 from daemon.tickets.satisfaction import satisfaction_score
@@ -90,9 +92,12 @@ class Ingestor:
         self.clock = clock
         self.agent_secret = agent_secret
         self.mailer = mailer
+        self.lifecycle = lifecycle
         self.agent_replies = AgentReplies(self.live, mailer, lifecycle, clock)
         self.automatic = AutomaticMail(mailer, clock)
-        self.feedback = Feedback(self.live, mailer, lifecycle.discounts, clock)
+        discounts = lifecycle.discounts
+        self.feedback = Feedback(self.live, mailer,
+                                 None if isinstance(discounts, PlatformCoupons) else discounts, clock)
 
     @property
     def config(self) -> Config:
@@ -100,7 +105,16 @@ class Ingestor:
         return self.live.config
 
     def ingest(self, raw: bytes, source: Source = Source()) -> Outcome:
-        """Store and process one message; never raises for bad mail, only for database trouble."""
+        """Store and process one message; never raises for bad mail, only for database trouble.
+
+        Once it is committed, a closing it started that waits for the shop's coupon is tried at
+        once (the sweep retries it otherwise)."""
+        outcome = self._ingest(raw, source)
+        if outcome.ticket is not None and not outcome.already_handled:
+            self.lifecycle.settle_closings([outcome.ticket])
+        return outcome
+
+    def _ingest(self, raw: bytes, source: Source) -> Outcome:
         sha = hashlib.sha256(raw).hexdigest()
         try:
             with self.sessions.begin() as session:
@@ -275,6 +289,7 @@ class Ingestor:
                                               self.mailer.customer_thread(session, ticket))
             return Outcome(RawOutcome.TICKET, ticket.id, arrival.row.id, queued=queued)
         arrival.record(session, ticket, Direction.IN, "customer", now)
+        self._note_orders(ticket, arrival.parsed.subject, arrival.text)
         if arrival.sender == ticket.customer_email:
             TicketStore(session).add_participants(ticket, self._copied(arrival))
         if ticket.status != TicketStatus.OPEN:
@@ -334,6 +349,7 @@ class Ingestor:
         TicketStore(session).add_participants(
             ticket, {arrival.sender, customer.email, *self._copied(arrival)}, new_ticket=True)
         arrival.record(session, ticket, Direction.IN, "customer", now)
+        self._note_orders(ticket, arrival.parsed.subject, arrival.text)
         queued = 0
         if verdict.kind is Kind.BULK:
             log.info("ticket=%d opened from bulk mail, not acknowledged (%s)", ticket.id,
@@ -390,6 +406,13 @@ class Ingestor:
              "received_at": now.strftime("%Y-%m-%d %H:%M UTC"), "reason": reason,
              "text": arrival.text[:2000]},
             kind="forged-warning", recipients=[agent])
+
+    def _note_orders(self, ticket: Ticket, subject: str, text: str) -> None:
+        """Order numbers the customer mentions join the ticket's (never one an agent removed)."""
+        # Compiled patterns are cached by `re`; reading them from the live config follows a reload.
+        found = find_orders((subject, text), compile_patterns(self.config.orders.patterns))
+        if found:
+            ticket.orders = merge_orders(ticket.orders or "", found)
 
     def _store(self, session: Session) -> TicketStore:
         """Lookups confined to this mailbox's tickets: threading never crosses shops."""

@@ -32,6 +32,7 @@ ALIASES: dict[str, str] = {
     "waiting": "waiting", "pendiente": "waiting", "en-attente": "waiting",
     "answer": "answer", "respuesta": "answer", "reponse": "answer",
     "answers": "answers", "respuestas": "answers", "reponses": "answers",
+    "order": "order", "pedido": "order", "commande": "order",
     "problem": "problem", "problema": "problem", "probleme": "problem",
 }
 
@@ -54,6 +55,8 @@ SYNTAX: tuple[tuple[str, str, str], ...] = (
     ("answer", "respuesta", "#answer / #respuesta / #réponse <name> [lang]: a quick answer to the "
                             "customer, in their language"),
     ("answers", "respuestas", "#answers / #respuestas / #réponses: the list of quick answers by email"),
+    ("order", "pedido", "#order / #pedido / #commande <number> (or -<number>): add (remove) an "
+                        "order number"),
     ("problem", "problema", "#problem / #problema / #problème <name> [title]: this ticket is one "
                           "case of that problem (created when new; a next line `keywords: a, b` "
                           "flags new tickets that mention them); #problem - unlinks it"),
@@ -83,6 +86,7 @@ DURATION = re.compile(r"^(\d{1,4})\s?(s|m|min|h|d|w)$")
 UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 DAY_MONTH = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{4}))?$")
+ORDER_NUMBER = re.compile(r"^(-)?#?([A-Za-z0-9][A-Za-z0-9-]{0,39})$")
 CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2})|h(\d{2})?)$")
 PERCENT = re.compile(r"^(\d{1,3})%$")
 ANSWER_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -105,6 +109,7 @@ class Command:
     no_discount: bool = False
     text: str = ""
     language: str = ""
+    remove: bool = False
     keywords: tuple[str, ...] = ()
 
 
@@ -216,6 +221,8 @@ def _command(name: str, line: str, argument: str, *, now: datetime, timezone: st
         if code not in languages:
             raise _Bad(f"#lang needs one of: {', '.join(languages)}")
         return [Command(name, line, argument, text=code)]
+    if name == "order":
+        return [_order(line, argument)]
     if name == "problem":
         return [_problem(line, argument)]
     if name == "answer":
@@ -269,6 +276,15 @@ def split_keywords(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w.strip().lower() for w in text.split(",") if w.strip()))
 
 
+def _order(line: str, argument: str) -> Command:
+    """`#order 4411` adds the number to the ticket, `#order -4411` takes it away."""
+    match = ORDER_NUMBER.match(argument.strip())
+    if match is None:
+        raise _Bad("#order needs one order number, for example #order 4411, or #order -4411 to "
+                   "remove it")
+    return Command("order", line, argument, text=match.group(2), remove=bool(match.group(1)))
+
+
 def _answer(line: str, argument: str) -> Command:
     words = argument.lower().split()
     if not words or len(words) > 2:
@@ -313,7 +329,7 @@ def _conflicts(commands: list[Command]) -> list[CommandError]:
             first, second = sorted(pair)
             errors.append(CommandError(f"#{first} #{second}",
                                        f"#{first} and #{second} cannot go in the same reply"))
-    for name in sorted({n for n in names if n not in ("tag", "answer") and names.count(n) > 1}):
+    for name in sorted({n for n in names if n not in ("tag", "answer", "order") and names.count(n) > 1}):
         errors.append(CommandError(f"#{name}", f"#{name} appears more than once"))
     return errors
 

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from daemon.config import Config, LiveConfig
 from daemon.mail.message import ParsedMessage
+from daemon.mail.orders import edit_orders
 from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import TemplateError
-from daemon.storage.models import Direction, Promise, Ticket
+from daemon.storage.models import Direction, PendingClosing, Promise, Ticket
 from daemon.tickets import state
 from daemon.tickets.agents.commands import Command, CommandError, parse_reply
 from daemon.tickets.arrival import Arrival
@@ -191,6 +192,9 @@ class AgentReplies:
         now = self.clock()
         if name == "reopen":
             state.apply(ticket, state.Event.REOPENED, now)
+            waiting = session.get(PendingClosing, ticket.id)
+            if waiting is not None:  # a closing that waited for the shop's coupon is called off
+                session.delete(waiting)
         elif name == "waiting":
             state.apply(ticket, state.Event.WAITING, now)
         elif name == "promise" and command.until is not None:
@@ -212,6 +216,8 @@ class AgentReplies:
             ticket.language = command.text
         elif name == "status":
             ticket.status_line = command.text
+        elif name == "order":
+            ticket.orders = edit_orders(ticket.orders or "", command.text, remove=command.remove)
         elif name == "problem":
             if command.argument == "-":
                 return self.problems.unlink(session, ticket, agent)

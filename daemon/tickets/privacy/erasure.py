@@ -192,6 +192,7 @@ def _pseudonymise(session: Session, ticket: Ticket, scrub: Scrubber, now: dateti
     ticket.subject_key = ""
     ticket.thread_index = None
     ticket.status_line = None
+    ticket.orders = ""  # the shop knows who placed an order: its number identifies the customer
     ticket.unreachable_reason = _maybe(scrub, ticket.unreachable_reason)
     ticket.pseudonymised_at = ticket.pseudonymised_at or now
     for promise in session.scalars(select(Promise).where(Promise.ticket_id == ticket.id)):
