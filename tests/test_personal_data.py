@@ -330,3 +330,19 @@ def test_mail_erased_with_its_recipient_cannot_be_retried(shop: Components, cloc
             retry(session, cancelled, clock())
         session.get_one(OutboxItem, cancelled).status = OutboxStatus.FAILED
         assert retry_all_failed(session, clock()) == []
+
+
+def test_order_numbers_go_with_the_customer_they_lead_back_to(shop: Components, clock: Clock) -> None:
+    shared, own = _shared_ticket(shop)
+    with shop.sessions.begin() as session:
+        session.get_one(Ticket, own).orders = "100234"
+        session.get_one(Ticket, shared).orders = "100999"
+    with shop.sessions() as session:
+        exported = json.loads(zipfile.ZipFile(io.BytesIO(build_export(
+            session, find_holdings(session, ALICIA), "Tienda", "es", clock()))).read("tickets.json"))
+    assert [t["orders"] for t in exported["tickets"]] == [["100999"], ["100234"]]
+    with shop.sessions.begin() as session:
+        forget(session, find_holdings(session, ALICIA), clock())
+    with shop.sessions() as session:
+        assert session.get_one(Ticket, own).orders == ""
+        assert session.get_one(Ticket, shared).orders == "100999", "Beatriz's ticket keeps hers"

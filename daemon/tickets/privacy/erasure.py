@@ -2,7 +2,7 @@
 kinds, satisfaction, discount codes).
 
 Guarantees, for `forget` (one address, on request) and `pseudonymise_ticket` (everyone on one
-ticket, retention):
+ticket, retention) — order numbers count as identifying (the shop's platform maps them to people):
 - the address becomes a stable pseudonym (storage/address_keys.py) wherever it is stored, so
   counts still add up; names go; the text of the person's messages, and on their own tickets of
   the messages to them and the notes about them, becomes a short placeholder;
@@ -32,6 +32,7 @@ from daemon.storage.models import (
     Message,
     OutboxItem,
     Participant,
+    PendingClosing,
     Promise,
     RawMessage,
     Ticket,
@@ -194,9 +195,13 @@ def _pseudonymise(session: Session, ticket: Ticket, scrub: Scrubber, now: dateti
     ticket.status_line = None
     ticket.orders = ""  # the shop knows who placed an order: its number identifies the customer
     ticket.unreachable_reason = _maybe(scrub, ticket.unreachable_reason)
+    # Order numbers lead straight back to the customer in the shop's platform.
+    ticket.orders = ""
     ticket.pseudonymised_at = ticket.pseudonymised_at or now
     for promise in session.scalars(select(Promise).where(Promise.ticket_id == ticket.id)):
         promise.text = PLACEHOLDER
+    for closing in session.scalars(select(PendingClosing).where(PendingClosing.ticket_id == ticket.id)):
+        closing.personal_line = None
 
 
 def _erase_raw(session: Session, ids: Iterable[int], scrub: Scrubber, counts: Counts,
