@@ -323,3 +323,17 @@ def test_a_quick_answer_missing_in_one_customers_language_refuses_the_whole_repl
     mail = shop.new_mail()
     assert [r.kind for r in mail] == ["problem-rejected"]
     assert f"#{linked['fr']}" in _text(mail[0]) and "delay" in _text(mail[0])
+
+
+def test_linking_a_ticket_to_a_closed_problem_opens_it_again(shop: Shop,
+                                                             linked: dict[str, int]) -> None:
+    shop.reply_to(shop.problem_mail()["Message-ID"], "#close nodiscount")
+    number = shop.receive(customer_email(
+        "Otro retraso", "Mi pedido tampoco llega.", sender="pedro@example.net", name="Pedro"))
+    assert number is not None
+    shop.new_mail()
+    shop.on_ticket(number, "#problema huelga-transporte")
+    assert [r.kind for r in shop.new_mail()] == ["problem-linked", "problem-linked"]
+    with shop.parts.sessions() as session:
+        assert session.scalars(select(Problem.state)).one() == "open"
+    assert shop.ticket(number).problem_id is not None

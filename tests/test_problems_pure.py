@@ -99,3 +99,14 @@ def test_a_ticket_token_cannot_pass_for_a_problem_token() -> None:
     forged = f"incidencias.problem.7.{rest}"
     check = check_agent(_reply("ana@shop.example", forged), AGENTS, SECRET, None)
     assert check is not None and not check.verified
+
+
+def test_a_dkim_proven_agent_replying_in_a_problem_thread_names_that_problem() -> None:
+    token = problem_message_id(SECRET, 9, "luis@shop.example", "shop.example")
+    passed = (("Authentication-Results", "mx.shop.example; dkim=pass header.d=shop.example"),)
+    message = ParsedMessage(message_id="r@x", in_reply_to=(token,), references=(token,),
+                            sender=Address("", "ana@shop.example"), reply_to=(), to=(), cc=(),
+                            subject="Re: x", date=None, text="", html="", attachments=(),
+                            headers=passed)
+    check = check_agent(message, AGENTS, SECRET, "mx.shop.example")
+    assert check is not None and check.verified and check.problem == 9
