@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from daemon.outbound.erasure import empty_rows
@@ -33,6 +33,7 @@ from daemon.storage.models import (
     OutboxItem,
     Participant,
     PendingClosing,
+    ProblemEvent,
     Promise,
     RawMessage,
     Ticket,
@@ -135,6 +136,9 @@ def forget(session: Session, found: Holdings, now: datetime, imap_copies: int = 
         _swap(message, scrub)
         ticket = session.get_one(Ticket, message.ticket_id)
         ticket.subject = scrub.text(ticket.subject)
+    for event in session.scalars(select(ProblemEvent).where(
+            func.lower(ProblemEvent.text).contains(found.address, autoescape=True))):
+        event.text = scrub.text(event.text)
     _erase_raw(session, found.own_raw, scrub, counts, now, own=True)
     _erase_raw(session, found.naming_raw, scrub, counts, now, own=False)
     _erase_outbox(session, found.outbox, scrub, counts)

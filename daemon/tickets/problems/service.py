@@ -310,6 +310,10 @@ class Problems:
         # Each ticket's thread query would otherwise flush every mail queued before it first.
         with session.no_autoflush:
             for ticket in tickets:
+                if ticket.pseudonymised_at is not None:
+                    skipped.append(Skipped(ticket.id, ticket.customer_email,
+                                           "the customer's personal data was erased"))
+                    continue
                 bounced = suppressed.get(ticket.customer_email)
                 if bounced is not None:
                     skipped.append(Skipped(ticket.id, ticket.customer_email, "hard-bounced, "
