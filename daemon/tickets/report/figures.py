@@ -1,10 +1,11 @@
 """The shop's figures for a period, read from the database into one frozen value.
 
-A period is [since, until), naive UTC like every stored time. Definitions (README "Report"):
-tickets new = opened in the period; closed = closed in it; open = opened before its end and not
-closed by then. Reasons, languages and mailboxes count the new tickets. First response = the
-customer's first message (the ticket's opening) to the first agent reply, for tickets opened in the
-period, in wall-clock hours and in business hours (`[updates] hours`/`days`, shop time zone).
+A period is [since, until), naive UTC like every stored time. Definitions (README "Self-help,
+reasons and the report"): tickets new = opened in the period; closed = closed in it; open = opened
+before its end and not closed by then. Reasons, languages and mailboxes count the new tickets.
+First response = the customer's first message (the ticket's opening) to the first agent reply or
+problem broadcast (both stamp `first_agent_reply_at`), for tickets opened in the period, in
+wall-clock hours and in business hours (`[updates] hours`/`days`, shop time zone).
 Resolution = opening to closing, for tickets closed in the period. Medians are the middle value
 (mean of the two middle ones); the 90th percentile is the nearest rank (the smallest value with at
 least 90 % of the values at or below it). "Forgotten" = tickets that, during the period, reached
