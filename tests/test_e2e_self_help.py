@@ -153,6 +153,7 @@ hour = 0
                and "Informe" in str(m.message["Subject"])]
     assert sorted(r for m in reports for r in m.rcpt_tos) == sorted(AGENTS)
     mail = reports[0].message
+    assert str(mail["Subject"]).startswith("Informe "), "no [#0] tag: the report is no ticket's"
     assert mail.get_content_type() == "multipart/alternative"
     midnight = datetime.now(ZoneInfo("Europe/Madrid")).strftime("%Y-%m-%d 00:00")
     # the week up to its due moment (today 00:00): today's ticket belongs to next week's report

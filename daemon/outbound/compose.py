@@ -171,7 +171,7 @@ def compose(
     """
     domain = shop_address.rpartition("@")[2]
     subject = clean_header_text(rendered.subject)
-    if problem is None and ticket_tag(subject) != ticket:
+    if problem is None and ticket and ticket_tag(subject) != ticket:  # 0: about no ticket
         subject = tagged(subject, ticket)
     headers = [_address_line("From", ((from_name or shop_name, shop_address),)),
                text_line("Subject", subject), _line("Date", format_datetime(now.astimezone()))]
