@@ -1,6 +1,6 @@
 """Addresses turned into keyed hashes and pseudonyms, so erased people stay countable but unnamed.
 
-One random key per installation, kept in `daemon_state` (created by migration 0009, or here on
+One random key per installation, kept in `daemon_state` (created by migration 0006, or here on
 first use), makes both: an HMAC-SHA-256 of the normalised address. The same address always gives
 the same hash and the same pseudonym, so a forgotten customer's tickets still add up to one
 customer in counts and reports; nobody can reverse them, and matching a guessed address needs the

@@ -1,6 +1,6 @@
 """personal data: erasure audit, pseudonymisation marks, a per-installation key, suppression by hash
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-06 04:30:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from daemon.storage.address_keys import KEY_NAME, keyed_hash, new_key
 
-revision: str = '0009'
+revision: str = '0006'
 down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """quick answers: each message records the quick answers it used (names, comma-separated)
 
-Revision ID: 0006
-Revises: 0009
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06 04:30:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0006'
-down_revision: str | None = '0009'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
