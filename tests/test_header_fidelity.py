@@ -315,3 +315,13 @@ def test_written_attachment_name_decodes_to_what_we_meant(name: str) -> None:
     assert [part.get_filename() for part in stdlib.iter_attachments()] == [name]
     assert [a["filename"] for a in mailparser.parse_from_bytes(mail.raw).attachments] == [name]
     assert [a.filename for a in parse(mail.raw)[0].attachments] == [name]
+
+
+def test_an_internationalised_address_in_raw_utf8_is_read_as_text_not_escaped_bytes() -> None:
+    parsed, _ = parse(_message("From: Jörg <jdöe@mächine.example>"))
+    assert (parsed.sender.name, parsed.sender.email) == ("Jörg", "jdöe@mächine.example")
+
+
+def test_an_encoded_word_where_the_address_should_be_is_never_decoded_into_an_address() -> None:
+    parsed, _ = parse(_message("From: Jörg <=?utf-8?q?jd=C3=B6e?=@example.net>"))
+    assert "jdöe" not in parsed.sender.email

@@ -45,6 +45,13 @@ def decode_header_text(raw: object, charset: str | None = None) -> str:
     return _SURROGATE.sub("\ufffd", _ENCODED_WORD.sub(lambda m: _mended(m, text), decoded))
 
 
+def text_of_8bit(raw: object, charset: str | None = None) -> str:
+    """A header value's raw 8-bit bytes as text, encoded words left as written: for addresses,
+    which RFC 6532 lets be UTF-8 but never an encoded word."""
+    text = str(raw)
+    return _repair_8bit(text, charset) if _SURROGATE.search(text) else text
+
+
 def likely_charset(declared: Iterable[str | None]) -> str | None:
     """Of the charsets a message declares for its parts, the one its raw 8-bit headers are most
     likely in: a multi-byte one (GB2312, Shift_JIS) before one that accepts any byte (Latin-1)."""

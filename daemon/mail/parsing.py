@@ -24,7 +24,7 @@ import mailparser
 from inscriptis import get_text
 from mailparser.utils import decode_header_part, mime_header_view
 
-from daemon.mail.header_text import decode_header_text, likely_charset
+from daemon.mail.header_text import decode_header_text, likely_charset, text_of_8bit
 from daemon.mail.message import Address, Attachment, ParsedMessage
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
@@ -196,7 +196,7 @@ def _addresses(values: Sequence[str], charset: str | None) -> list[Address]:
     """Split first, decode names after: an encoded word must not smuggle in another address."""
     found = []
     for name, email in getaddresses([_unfolded(v) for v in values]):
-        email = clean_header_text(email).lower()
+        email = clean_header_text(text_of_8bit(email, charset)).lower()
         if "@" in email:
             found.append(Address(clean_header_text(decode_header_text(name, charset))[:200],
                                  email[:320]))
