@@ -6,24 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.configs import offline_config
 
 from daemon.cli import main
 
-CONFIG = """
-[shop]
-name = "Tienda Ejemplo"
-address = "incidencias@example.com"
-languages = ["es", "fr", "en"]
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-username = "u"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-"""
 BUILT_IN = ["address-change", "damaged", "delay", "invoice", "lost", "refund-pending", "return",
             "wrong-item"]
 
@@ -37,7 +23,7 @@ def _config(tmp_path: Path, overrides: dict[str, str] | None = None) -> Path:
             (root / name).write_text(text, encoding="utf-8")
         extra = f'\n[templates]\ndirectory = "{root}"\n'
     path = tmp_path / "config.toml"
-    path.write_text(CONFIG + extra + f'\n[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n')
+    path.write_text(offline_config(f"sqlite:///{tmp_path / 't.db'}", rest=extra))
     return path
 
 

@@ -5,29 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.configs import offline_config
 
 from daemon.cli import main
-
-CONFIG = """
-[shop]
-name = "Tienda Ejemplo"
-address = "incidencias@example.com"
-languages = ["es", "fr", "en"]
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-username = "u"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-"""
 
 
 def _config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(CONFIG + extra + f'\n[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n')
+    path.write_text(offline_config(f"sqlite:///{tmp_path / 't.db'}", rest=extra))
     return path
 
 

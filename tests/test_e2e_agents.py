@@ -11,6 +11,7 @@ from helpers.figures import record
 from helpers.harness import (
     SHOP_ADDRESS,
     SHOP_USER,
+    agent_reply,
     run_once,
     ticket,
     tickets,
@@ -31,27 +32,6 @@ def _customer_with_photo() -> bytes:
     msg["Message-ID"] = "<talla@example.net>"
     msg.set_content("Hola, pedí una L y me llegó una M. Os adjunto foto de la etiqueta.")
     msg.add_attachment(PHOTO, maintype="image", subtype="png", filename="etiqueta.png")
-    return msg.as_bytes()
-
-
-def _reply(notification: CapturedMail, sender: str, body: str, *,
-           in_reply_to: str | None = None, attachment: bytes | None = None) -> bytes:
-    """What an agent's mail client sends when they press Reply on a notification."""
-    original = notification.message
-    msg = EmailMessage()
-    msg["From"] = f"Ana Ruiz <{sender}>"
-    msg["To"] = str(original["From"])
-    msg["Subject"] = f"Re: {original['Subject']}"
-    msg["Message-ID"] = make_msgid(domain="example.com")
-    parent = in_reply_to or str(original["Message-ID"])
-    msg["In-Reply-To"] = parent
-    msg["References"] = parent
-    body_part = original.get_body(("plain",))
-    quoted = "\n".join("> " + line for line in
-                       (body_part.get_content() if body_part else "").splitlines())
-    msg.set_content(f"{body}\n\nEl lun, 2 mar 2026 a las 10:00, {original['From']} escribió:\n{quoted}\n")
-    if attachment is not None:
-        msg.add_attachment(attachment, maintype="application", subtype="pdf", filename="cambio.pdf")
     return msg.as_bytes()
 
 
@@ -95,7 +75,7 @@ def test_an_agent_reply_reaches_the_customer_alone_from_the_shop_in_the_customer
     [ack] = to_customers(smtp_sink)
     notification = _notification(smtp_sink, "agent1@example.com")
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com",
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "Hola María, mañana te enviamos la talla L. Perdona la confusión.",
                                   attachment=b"%PDF-1.4 etiqueta de cambio"))
     run_once(config)
@@ -124,7 +104,7 @@ def test_a_note_reaches_agents_only(opened: tuple[Path, int], imap: Dovecot,
     smtp_sink.wait_for(3)
     notification = _notification(smtp_sink, "agent1@example.com")
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com",
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "#nota La clienta ya llamó por teléfono, no insistir."))
     run_once(config)
     assert to_customers(smtp_sink) == []
@@ -140,7 +120,7 @@ def test_commands_change_the_ticket_and_are_never_sent_to_the_customer(
     smtp_sink.wait_for(3)
     notification = _notification(smtp_sink, "agent1@example.com")
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(
+    imap.append(SHOP_USER, agent_reply(
         notification, "agent1@example.com",
         "#wait 2d\n#asignar agent2\n#tag talla\n#lang fr\n#estado On a commandé la taille L\n\n"
         "Bonjour María, nous vous envoyons la taille L."))
@@ -164,7 +144,7 @@ def test_an_unknown_command_is_explained_to_the_agent_and_nothing_else_happens(
     notification = _notification(smtp_sink, "agent1@example.com")
     before = ticket(config, number)
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com",
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "#cerrar\n#volar alto\n\nGracias por todo."))
     run_once(config)
     assert to_customers(smtp_sink) == []
@@ -189,7 +169,7 @@ def test_forged_agent_mail_is_never_relayed_and_runs_no_command(
     else:
         sender = "agent2@example.com"
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, sender, "#close\n\nCaso cerrado, adiós.",
+    imap.append(SHOP_USER, agent_reply(notification, sender, "#close\n\nCaso cerrado, adiós.",
                                   in_reply_to=parent))
     run_once(config)
     status = ticket(config, number)["status"]

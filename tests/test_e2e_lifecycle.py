@@ -8,6 +8,7 @@ from pathlib import Path
 
 from helpers.harness import (
     SHOP_USER,
+    agent_reply,
     cli,
     customer_email,
     run_once,
@@ -18,7 +19,6 @@ from helpers.harness import (
     write_config,
 )
 from helpers.mailservers import Dovecot, SmtpSink
-from test_e2e_agents import _reply
 
 ALWAYS_OPEN = 'hours = "00:00-24:00"\ndays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
 
@@ -51,7 +51,7 @@ def test_updates_keep_the_interval_restart_on_agent_replies_pause_on_wait_and_ca
     assert _kinds(smtp_sink).count("auto-generated") == 2, "overdue work must be sent once"
 
     notification = to_agent(smtp_sink, "agent1@example.com")[0]
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com",
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "Hemos abierto una reclamación con la agencia."))
     run_once(config)
     replied = time.monotonic()
@@ -60,7 +60,7 @@ def test_updates_keep_the_interval_restart_on_agent_replies_pause_on_wait_and_ca
     run_once(config)
     assert _kinds(smtp_sink).count("auto-generated") == 2, "an agent reply restarts the clock"
 
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com", "#wait 1d"))
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com", "#wait 1d"))
     run_once(config)
     assert ticket(config, number)["wait_until"] is not None
     time.sleep(every + 0.5)
@@ -78,7 +78,7 @@ def test_close_from_a_pool_sends_one_closing_email_with_the_code(
     run_once(config)
     notification = to_agent(smtp_sink, "agent1@example.com")[0]
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com",
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "#cerrar Te enviamos uno nuevo hoy mismo."))
     run_once(config)
     [closing] = to_customers(smtp_sink)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
 from helpers.harness import (
     SHOP_ADDRESS,
     SHOP_USER,
+    agent_reply,
     cli,
     customer_email,
     run_once,
@@ -26,22 +26,6 @@ SPANISH = ("Hola, hice un pedido hace dos semanas y todavía no me ha llegado. E
            "no se mueve desde el martes. ¿Me podéis decir qué pasa?")
 FRENCH = ("Bonjour, j'ai reçu ma commande ce matin mais le vase est arrivé cassé, le carton était "
           "tout écrasé. Que pouvez-vous faire pour moi ?")
-
-
-def _reply(notification: CapturedMail, sender: str, name: str, body: str,
-           in_reply_to: str | None = None) -> bytes:
-    """What an agent's mail client sends when they press Reply on a notification."""
-    original = notification.message
-    msg = EmailMessage()
-    msg["From"] = f"{name} <{sender}>"
-    msg["To"] = str(original["From"])
-    msg["Subject"] = f"Re: {original['Subject']}"
-    msg["Message-ID"] = make_msgid(domain="example.com")
-    parent = in_reply_to or str(original["Message-ID"])
-    msg["In-Reply-To"] = parent
-    msg["References"] = parent
-    msg.set_content(f"{body}\n\nLe lundi, {original['From']} a écrit :\n> (notification)\n")
-    return msg.as_bytes()
 
 
 def _text(mail: CapturedMail) -> str:
@@ -74,8 +58,8 @@ def test_each_customer_gets_the_answer_in_their_language_in_their_thread_signed_
     to_es = _notification(smtp_sink, "agent1@example.com", numbers["es"])
     to_fr = _notification(smtp_sink, "agent2@example.com", numbers["fr"])
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(to_es, "agent1@example.com", "Ana Ruiz", "#answer delay"))
-    imap.append(SHOP_USER, _reply(to_fr, "agent2@example.com", "Claire Petit", "#réponse damaged"))
+    imap.append(SHOP_USER, agent_reply(to_es, "agent1@example.com", "#answer delay"))
+    imap.append(SHOP_USER, agent_reply(to_fr, "agent2@example.com", "#réponse damaged", name="Claire Petit"))
     run_once(config)
 
     by_customer = {m.rcpt_tos[0]: m for m in to_customers(smtp_sink)}
@@ -115,7 +99,7 @@ def test_a_missing_language_an_unknown_name_or_a_failing_answer_reach_only_the_a
     notification = _notification(smtp_sink, "agent1@example.com", numbers["fr"])
     smtp_sink.clear()
     for body in ("#answer solo-es", "#answer damagd", "#tag casse\n#answer rappel"):
-        imap.append(SHOP_USER, _reply(notification, "agent1@example.com", "Ana Ruiz", body))
+        imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com", body))
     run_once(config)
 
     assert to_customers(smtp_sink) == []
@@ -141,7 +125,7 @@ def test_the_answers_command_and_the_cli_list_the_built_in_and_the_shops_answers
     numbers = _open_two_tickets(config, imap, smtp_sink)
     notification = _notification(smtp_sink, "agent1@example.com", numbers["es"])
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com", "Ana Ruiz", "#respuestas"))
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com", "#respuestas"))
     run_once(config)
 
     assert to_customers(smtp_sink) == []
@@ -164,8 +148,8 @@ def test_a_forged_answer_sends_nothing_to_anyone_but_the_usual_warning(
     numbers = _open_two_tickets(config, imap, smtp_sink)
     notification = _notification(smtp_sink, "agent1@example.com", numbers["es"])
     smtp_sink.clear()
-    imap.append(SHOP_USER, _reply(notification, "agent1@example.com", "Ana Ruiz",
-                                  "#answer refund-pending", in_reply_to=make_msgid(domain="example.com")))
+    imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com", "#answer refund-pending",
+                                       in_reply_to=make_msgid(domain="example.com")))
     run_once(config)
 
     assert [m for m in to_customers(smtp_sink) if m.rcpt_tos == ["maria@example.net"]] == []

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from helpers.harness import (
     AGENTS,
     SHOP_USER,
+    agent_reply,
     customer_email,
     run_once,
     ticket,
@@ -22,7 +23,6 @@ from helpers.harness import (
     write_config,
 )
 from helpers.mailservers import CapturedMail, Dovecot, SmtpSink
-from test_e2e_agents import _reply
 
 FAQ = """
 [[faq]]
@@ -180,7 +180,7 @@ directory = "{_templates(tmp_path, promotion=True)}"
     run_once(config)
     numbers = {t["customer"]: t["id"] for t in tickets(config)}
     for notification in to_agent(smtp_sink, AGENTS[0]):
-        imap.append(SHOP_USER, _reply(notification, AGENTS[0], "#cerrar Ya está cambiada."))
+        imap.append(SHOP_USER, agent_reply(notification, AGENTS[0], "#cerrar Ya está cambiada."))
     run_once(config)
     [_, happy_closing] = _mail_to(smtp_sink, "ana.c@example.net")
     [_, unhappy_closing] = _mail_to(smtp_sink, "luis.c@example.net")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers.harness import (
     SHOP_USER,
+    agent_reply,
     cli,
     customer_email,
     run_once,
@@ -31,7 +32,6 @@ from helpers.shops import (
     ShopifyShop,
     WooCommerceShop,
 )
-from test_e2e_agents import _reply
 
 SERVERS: dict[str, type[FakeShop]] = {"woocommerce": WooCommerceShop,
                                       "prestashop": PrestaShopShop, "shopify": ShopifyShop}
@@ -84,7 +84,7 @@ def test_order_shown_to_agents_and_closing_with_a_coupon_the_shop_created(
         assert [t["id"] for t in found] == [number]
 
         smtp_sink.clear()
-        imap.append(SHOP_USER, _reply(notification, AGENT, "#cerrar\n\nSentimos el retraso."))
+        imap.append(SHOP_USER, agent_reply(notification, AGENT, "#cerrar\n\nSentimos el retraso."))
         run_once(config)
         closed = ticket(config, number)
         code = closed["discount_code"]
@@ -113,7 +113,7 @@ def test_shop_down_at_closing_then_back_one_coupon_one_closing_mail(
         number, notification = _open_ticket(config, imap, smtp_sink)
         smtp_sink.clear()
         server.down = True
-        imap.append(SHOP_USER, _reply(notification, AGENT, "#close"))
+        imap.append(SHOP_USER, agent_reply(notification, AGENT, "#close"))
         run_once(config)
         run_once(config)
         assert to_customers(smtp_sink) == [], "no closing mail while the shop has no coupon"

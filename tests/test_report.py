@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.configs import offline_config
 from helpers.dbcheck import configured_url, migrated_engine
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -127,30 +128,12 @@ EXPECTED: dict[str, Any] = {
 
 def _config_file(tmp_path: Path, url: str, extra: str = "") -> Path:
     config = tmp_path / "config.toml"
-    config.write_text(f"""
-[shop]
-name = "Tienda"
-address = "incidencias@example.com"
-languages = ["es", "fr", "en"]
-timezone = "Europe/Madrid"
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-username = "u"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-
-[database]
-url = "{url}"
-
+    config.write_text(offline_config(url, shop='timezone = "Europe/Madrid"', rest=f"""
 [updates]
 hours = "09:00-18:00"
 days = {json.dumps(WEEKDAYS_ONLY)}
 {extra}
-""")
+"""))
     return config
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.configs import offline_config
 from helpers.harness import customer_email
 from test_lifecycle import Shop, _shop
 
@@ -293,24 +294,7 @@ def test_faq_config_refuses_bad_names_and_empty_keywords() -> None:
 def _cli_config(tmp_path: Path) -> Path:
     _templates(tmp_path)
     config = tmp_path / "config.toml"
-    config.write_text(f"""
-[shop]
-name = "Tienda"
-address = "incidencias@example.com"
-languages = ["es", "fr", "en"]
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-username = "u"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-
-[database]
-url = "sqlite:///{tmp_path / 'db.sqlite'}"
-
+    config.write_text(offline_config(f"sqlite:///{tmp_path / 'db.sqlite'}", rest=f"""
 [templates]
 directory = "{tmp_path / 'templates'}"
 
@@ -320,7 +304,7 @@ keywords.es = ["no ha llegado", "retraso", "seguimiento"]
 keywords.fr = ["pas reçu", "retard"]
 keywords.en = ["not arrived", "late"]
 url = "https://tienda.example/envios"
-""")
+"""))
     return config
 
 

@@ -41,6 +41,7 @@ def cmd_answers_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_answers_render(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.outbound.queue import shop_context
     from daemon.outbound.rendering import Renderer, TemplateError
     from daemon.outbound.template_samples import answer_context
 
@@ -60,8 +61,7 @@ def cmd_answers_render(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     shop = config.shop
     context = answer_context()
-    context["shop"] = {"name": shop.name, "address": shop.address, "phone": shop.phone,
-                       "web": shop.web, "signature": shop.signature}
+    context["shop"] = shop_context(shop)
     if args.ticket is not None:
         from daemon.storage.models import Ticket
         from daemon.tickets.agents.replies import answer_context as ticket_context

@@ -31,6 +31,7 @@ def cmd_templates_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_templates_render(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.outbound.queue import shop_context
     from daemon.outbound.rendering import Renderer
     from daemon.outbound.template_samples import sample_context
 
@@ -41,8 +42,7 @@ def cmd_templates_render(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     context = sample_context(args.name)
     shop = settings.config.shop
-    context["shop"] = {"name": shop.name, "address": shop.address, "phone": shop.phone,
-                       "web": shop.web, "signature": shop.signature}
+    context["shop"] = shop_context(shop)
     if args.ticket is not None:
         from daemon.storage.models import Ticket
 

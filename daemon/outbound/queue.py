@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from daemon.config import Config, LiveConfig
+from daemon.config import Config, LiveConfig, ShopConfig
 from daemon.mail.authenticity import ANY_AGENT, notification_id, problem_message_id
 from daemon.mail.message import Attachment
 from daemon.mail.orders import listed_orders
@@ -43,6 +43,12 @@ _THREAD_DEPTH = 20
 NOTIFICATIONS = frozenset({"agent_new_ticket", "agent_followup"})
 
 
+
+def shop_context(shop: ShopConfig) -> dict[str, str | None]:
+    """The `shop` variable every template gets (templates/CONTEXT.md)."""
+    return {"name": shop.name, "address": shop.address, "phone": shop.phone, "web": shop.web,
+            "signature": shop.signature}
+
 class Mailer:
     def __init__(self, config: Config | LiveConfig, renderer: Renderer, clock: Callable[[], datetime],
                  agent_secret: bytes, agent_help: Sequence[str] = ()) -> None:
@@ -66,9 +72,7 @@ class Mailer:
         return self.live.config
 
     def shop_context(self) -> dict[str, str | None]:
-        shop = self.config.shop
-        return {"name": shop.name, "address": shop.address, "phone": shop.phone, "web": shop.web,
-                "signature": shop.signature}
+        return shop_context(self.config.shop)
 
     def customer_thread(self, session: Session, ticket: Ticket) -> Thread:
         """In-Reply-To the customer's latest message, References the conversation so far.

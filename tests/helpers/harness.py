@@ -178,3 +178,24 @@ def customer_email(subject: str, body: str, *, sender: str = "maria@example.net"
         msg[key] = value
     msg.set_content(body)
     return msg.as_bytes()
+
+
+def agent_reply(notification: CapturedMail, sender: str, body: str, *, name: str = "Ana Ruiz",
+                in_reply_to: str | None = None, attachment: bytes | None = None) -> bytes:
+    """What an agent's mail client sends when they press Reply on a notification."""
+    original = notification.message
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>"
+    msg["To"] = str(original["From"])
+    msg["Subject"] = f"Re: {original['Subject']}"
+    msg["Message-ID"] = make_msgid(domain="example.com")
+    parent = in_reply_to or str(original["Message-ID"])
+    msg["In-Reply-To"] = parent
+    msg["References"] = parent
+    body_part = original.get_body(("plain",))
+    quoted = "\n".join("> " + line for line in
+                       (body_part.get_content() if body_part else "").splitlines())
+    msg.set_content(f"{body}\n\nEl lun, 2 mar 2026 a las 10:00, {original['From']} escribió:\n{quoted}\n")
+    if attachment is not None:
+        msg.add_attachment(attachment, maintype="application", subtype="pdf", filename="cambio.pdf")
+    return msg.as_bytes()
