@@ -135,6 +135,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def end_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to a server's whole process group, SIGKILL if it is not gone within STOP_TIMEOUT."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def to_crlf(raw: bytes) -> bytes:
     """CRLF line ends, as an MTA puts a message on the wire (corpus files are often LF-only)."""
     return re.sub(rb"\r?\n", b"\r\n", raw)
@@ -234,14 +246,7 @@ class Dovecot:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_group(proc)
 
     def restart(self) -> None:
         """Stop and start again on the same ports and mail data, as a server outage would."""
@@ -584,14 +589,7 @@ class Postfix:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        end_group(proc)
         # Children may outlive master by a moment; none may outlive the test.
         deadline = time.monotonic() + STOP_TIMEOUT
         while _group_alive(proc.pid) and time.monotonic() < deadline:
