@@ -4,6 +4,12 @@ A row is marked sent right after the server accepts it. A crash between acceptan
 commit resends the identical message (same Message-ID, which clients deduplicate) — never a
 second, different one. Each row is locked only while it is being sent, so several instances can
 drain one outbox on PostgreSQL without sending anything twice.
+
+The hot path is SQLAlchemy Core on one connection per row: one statement claims the next due
+row (PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1`, the lock held by the open
+transaction and dropped with the connection if the process dies; SQLite: the same SELECT, one
+instance owning the file), one UPDATE records the outcome and commits. No row is ever marked
+"in progress", so nothing is stranded by a crash.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import aiosmtplib
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import SmtpConfig
+from daemon.outbound.smtp_wire import prepare, send_prepared
 from daemon.storage.models import OutboxItem, OutboxStatus
 
 log = logging.getLogger("daemon.outbox")
@@ -60,75 +68,105 @@ class SendEvents:
     failed: Callable[[bool, int], object] = lambda permanent, count: None
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """One row being sent: what delivery and its log line need."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    message_id: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempts: int
+
+
+_OUTBOX: Table = cast(Table, OutboxItem.__table__)
+_COLUMNS = (_OUTBOX.c.id, _OUTBOX.c.ticket_id, _OUTBOX.c.kind, _OUTBOX.c.message_id,
+            _OUTBOX.c.mail_from, _OUTBOX.c.recipients, _OUTBOX.c.raw, _OUTBOX.c.attempts)
+_PENDING = _OUTBOX.c.status == OutboxStatus.PENDING
+_DUE = _OUTBOX.c.next_attempt_at <= bindparam("now")
+# The next row after `after`, locked for this transaction; rows other instances hold are skipped.
+_NEXT = (select(*_COLUMNS).where(_PENDING, _OUTBOX.c.id > bindparam("after"))
+         .order_by(_OUTBOX.c.id).limit(1).with_for_update(skip_locked=True))
+_NEXT_DUE = _NEXT.where(_DUE)
+_ONE = select(_OUTBOX.c.attempts).where(_PENDING, _OUTBOX.c.id == bindparam("row"))\
+    .with_for_update(skip_locked=True)
+_SENT = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"), _PENDING)
+         .values(status=OutboxStatus.SENT, sent_at=bindparam("at"), last_error=None,
+                 attempts=_OUTBOX.c.attempts + 1))
+_FAILED = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"), _PENDING)
+           .values(status=OutboxStatus.FAILED, last_error=bindparam("error"),
+                   attempts=bindparam("tries")))
+_DEFERRED = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row"), _PENDING)
+             .values(next_attempt_at=bindparam("retry_at"), last_error=bindparam("error"),
+                     attempts=bindparam("tries")))
+
+
 class OutboxSender:
     def __init__(self, config: SmtpConfig, password: str | None, sessions: sessionmaker[Session],
                  clock: Callable[[], datetime], events: SendEvents = SendEvents()) -> None:
         self.config = config
         self.password = password
         self.sessions = sessions
+        self.engine: Engine = sessions.kw["bind"]
         self.clock = clock
         self.events = events
 
-    def _due(self, limit: int, ignore_schedule: bool, after: int) -> list[int]:
-        """The ids of the next rows to try in this round (above `after`), in order; each row is
-        loaded, bytes and all, only when its turn comes, so a long queue costs little memory."""
+    def _due(self, limit: int, ignore_schedule: bool, first: int) -> list[int]:
+        """The ids of the first rows due from `first` on, for recording an outage on them."""
         with self.sessions() as session:
             query = select(OutboxItem.id).where(OutboxItem.status == OutboxStatus.PENDING,
-                                                OutboxItem.id > after)
+                                                OutboxItem.id >= first)
             if not ignore_schedule:
                 query = query.where(OutboxItem.next_attempt_at <= self.clock())
             return list(session.scalars(query.order_by(OutboxItem.id).limit(limit)))
 
-    def _claim(self, item_id: int, ignore_schedule: bool) -> tuple[Session, OutboxItem] | None:
-        """Lock one row for the length of its SMTP transaction, if it is still there to send.
-
-        On PostgreSQL `FOR UPDATE SKIP LOCKED` makes another instance pass over a row this one is
-        sending, and the re-checked status passes over one it has sent or rescheduled meanwhile,
-        so two instances never send the same row. The lock dies with the connection: a crash
-        leaves the row pending for whoever comes next. SQLite has no row locks and needs none,
-        one instance owning the file.
-        """
-        session = self.sessions()
+    def _claim(self, after: int, ignore_schedule: bool) -> tuple[Connection, Claimed] | None:
+        """The next row to send after `after`, with the connection whose transaction holds it."""
+        connection = self.engine.connect()
         try:
-            item = self._pending(session, item_id, ignore_schedule)
-            if item is not None:
-                return session, item
+            params = {"after": after} if ignore_schedule else {"after": after, "now": self.clock()}
+            row = connection.execute(_NEXT if ignore_schedule else _NEXT_DUE, params).first()
+            if row is not None:
+                return connection, Claimed(row.id, row.ticket_id, row.kind, row.message_id,
+                                           row.mail_from, tuple(row.recipients.split("\n")),
+                                           row.raw, row.attempts)
         except BaseException:
-            session.close()
+            connection.close()
             raise
-        session.close()
+        connection.close()
         return None
 
-    def _pending(self, session: Session, item_id: int, ignore_schedule: bool = True) -> OutboxItem | None:
-        query = select(OutboxItem).where(OutboxItem.id == item_id,
-                                         OutboxItem.status == OutboxStatus.PENDING)
-        if not ignore_schedule:
-            query = query.where(OutboxItem.next_attempt_at <= self.clock())
-        return session.scalars(query.with_for_update(skip_locked=True)).first()
-
-    def _mark(self, item_id: int, status: str, error: str | None = None) -> None:
-        """Record an attempt on a row nobody has claimed; one another instance is sending or has
-        settled is left alone."""
-        with self.sessions() as session:
-            item = self._pending(session, item_id)
-            if item is not None:
-                self._settle(session, item, status, error)
-
-    def _settle(self, claim: Session, item: OutboxItem, status: str, error: str | None = None
+    def _settle(self, claim: Connection, item: Claimed, status: str, error: str | None = None
                 ) -> None:
-        """Record an attempt on a row in `claim`, the session that loaded and locked it, and
-        commit: the row is not read again."""
+        """Record an attempt on a claimed row in its own transaction, commit and let it go."""
         now = self.clock()
-        item.attempts += 1
-        if status == OutboxStatus.SENT:
-            item.status, item.sent_at, item.last_error = status, now, None
-        else:
-            item.last_error = (error or "")[:2000]
-            if status == OutboxStatus.FAILED:
-                item.status = status
+        try:
+            if status == OutboxStatus.SENT:
+                claim.execute(_SENT, {"row": item.id, "at": now})
+            elif status == OutboxStatus.FAILED:
+                claim.execute(_FAILED, {"row": item.id, "error": (error or "")[:2000],
+                                        "tries": item.attempts + 1})
             else:
-                item.next_attempt_at = now + retry_delay(item.attempts, self.config.retry_max)
-        claim.commit()
+                claim.execute(_DEFERRED, {
+                    "row": item.id, "error": (error or "")[:2000], "tries": item.attempts + 1,
+                    "retry_at": now + retry_delay(item.attempts + 1, self.config.retry_max)})
+            claim.commit()
+        finally:
+            claim.close()
+
+    def _mark(self, item_id: int, error: str) -> None:
+        """Defer a row nobody has claimed; one another instance is sending or has settled is left
+        alone."""
+        connection = self.engine.connect()
+        attempts = connection.execute(_ONE, {"row": item_id}).scalar()
+        if attempts is None:
+            connection.close()
+            return
+        self._settle(connection, Claimed(item_id, None, "", "", "", (), b"", attempts),
+                     OutboxStatus.PENDING, error)
 
     def pending_count(self) -> int:
         with self.sessions() as session:
@@ -137,34 +175,31 @@ class OutboxSender:
                 .where(OutboxItem.status == OutboxStatus.PENDING)
             ) or 0
 
-    async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False) -> DeliveryReport:
-        """Send everything due over one connection, `limit` rows loaded at a time; stops at the
-        first connection-level failure. Each row is tried once per call, so a row deferred on
-        the way is not retried in a loop even when the schedule is ignored."""
+    async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False,
+                          keep_going: Callable[[], bool] = lambda: True) -> DeliveryReport:
+        """Send everything due over one connection, in id order, each row tried once per call
+        (a row deferred on the way is not retried in a loop even when the schedule is ignored);
+        stops at the first connection-level failure, deferring up to `limit` rows due, and
+        after the mail in flight once `keep_going` says so (a stop was asked for)."""
         report = DeliveryReport()
-        ids = await asyncio.to_thread(self._due, limit, ignore_schedule, 0)
-        if not ids:
+        claimed = await asyncio.to_thread(self._claim, 0, ignore_schedule)
+        if claimed is None:
             return report
         try:
             client = await open_smtp(self.config, self.password)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            await self._defer_all(ids, exc, report)
+            await asyncio.to_thread(claimed[0].close)
+            await self._defer_all(limit, ignore_schedule, claimed[1].id, exc, report)
             return report
         try:
-            while ids:
-                for index, item_id in enumerate(ids):
-                    claimed = await asyncio.to_thread(self._claim, item_id, ignore_schedule)
-                    if claimed is None:
-                        continue
-                    claim, item = claimed
-                    try:
-                        broken = await self._send(client, item, claim, report)
-                    finally:
-                        await asyncio.to_thread(claim.close)
-                    if broken is not None:
-                        await self._defer_all(ids[index:], broken, report)
-                        return report
-                ids = await asyncio.to_thread(self._due, limit, ignore_schedule, ids[-1])
+            while claimed is not None:
+                claim, item = claimed
+                broken = await self._send(client, item, claim, report)
+                if broken is not None:
+                    await self._defer_all(limit, ignore_schedule, item.id, broken, report)
+                    return report
+                claimed = (await asyncio.to_thread(self._claim, item.id, ignore_schedule)
+                           if keep_going() else None)
         finally:
             try:
                 await client.quit()
@@ -172,21 +207,25 @@ class OutboxSender:
                 client.close()
         return report
 
-    async def _send(self, client: aiosmtplib.SMTP, item: OutboxItem, claim: Session,
+    async def _send(self, client: aiosmtplib.SMTP, item: Claimed, claim: Connection,
                     report: DeliveryReport) -> Exception | None:
-        """Send one claimed row and record the outcome; the error if the connection broke."""
-        recipients = item.recipients.split("\n")
+        """Send one claimed row and record the outcome; the error if the connection broke (the
+        row is then released untouched, for `_defer_all`)."""
         # Without SMTPUTF8 a non-ASCII address cannot even be encoded for RCPT TO.
-        utf8 = not all(a.isascii() for a in (item.mail_from, *recipients))
+        utf8 = not all(a.isascii() for a in (item.mail_from, *item.recipients))
         try:
-            errors, _ = await client.sendmail(item.mail_from, recipients, item.raw,
-                                              mail_options=["SMTPUTF8"] if utf8 else None)
+            errors = await send_prepared(client, item.mail_from, item.recipients,
+                                         prepare(item.raw), utf8)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
                 aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            await asyncio.to_thread(claim.close)
             return exc
         except (aiosmtplib.SMTPException, ValueError) as exc:
             await self._failed_once(item, exc, report, claim)
             return None
+        except BaseException:
+            await asyncio.to_thread(claim.close)
+            raise
         await asyncio.to_thread(self._settle, claim, item, OutboxStatus.SENT)
         report.sent += 1
         self.events.sent(item.kind)
@@ -196,8 +235,8 @@ class OutboxSender:
         log.info("ticket=%s sent %s %s", item.ticket_id, item.kind, item.message_id)
         return None
 
-    async def _failed_once(self, item: OutboxItem, exc: Exception, report: DeliveryReport,
-                           claim: Session) -> None:
+    async def _failed_once(self, item: Claimed, exc: Exception, report: DeliveryReport,
+                           claim: Connection) -> None:
         permanent = is_permanent(exc)
         status = OutboxStatus.FAILED if permanent else OutboxStatus.PENDING
         await asyncio.to_thread(self._settle, claim, item, status, str(exc))
@@ -210,15 +249,16 @@ class OutboxSender:
             log.warning("ticket=%s %s deferred: %s", item.ticket_id, item.message_id, exc)
         report.errors.append(str(exc))
 
-    async def _defer_all(self, ids: list[int], exc: Exception, report: DeliveryReport) -> None:
+    async def _defer_all(self, limit: int, ignore_schedule: bool, first: int, exc: Exception,
+                         report: DeliveryReport) -> None:
+        ids = await asyncio.to_thread(self._due, limit, ignore_schedule, first)
         log.warning("SMTP %s:%d unavailable, %d message(s) wait in the outbox: %s",
                     self.config.host, self.config.port, len(ids), exc)
         for item_id in ids:
-            await asyncio.to_thread(self._mark, item_id, OutboxStatus.PENDING, str(exc))
+            await asyncio.to_thread(self._mark, item_id, str(exc))
         report.deferred += len(ids)
         self.events.failed(False, len(ids))
         report.errors.append(str(exc))
-
 
 
 async def open_smtp(config: SmtpConfig, password: str | None) -> aiosmtplib.SMTP:
