@@ -78,3 +78,23 @@ def test_a_refused_mail_raises_as_sendmail_does_and_the_connection_goes_on(smtp_
 
     assert refused.code == 554
     assert [mail.rcpt_tos for mail in smtp_sink.messages] == [["pierre@example.org"]]
+
+
+async def _unwritable_then_next(sink: SmtpSink) -> None:
+    client = aiosmtplib.SMTP(hostname=sink.host, port=sink.port)
+    await client.connect()
+    try:
+        with pytest.raises(ValueError):
+            await send_prepared(client, "shop@example.com", ["= ?utf-8?q?jd=c3=b6e?=@x.example"],
+                                prepare(b"Subject: x\r\n\r\nbody\r\n"), False)
+        await send_prepared(client, "shop@example.com", ["pierre@example.org"],
+                            prepare(b"Subject: y\r\n\r\nbody\r\n"), False)
+    finally:
+        await client.quit()
+
+
+def test_an_address_that_cannot_be_written_fails_alone_and_the_connection_goes_on(
+        smtp_sink: SmtpSink) -> None:
+    asyncio.run(_unwritable_then_next(smtp_sink))
+
+    assert [mail.rcpt_tos for mail in smtp_sink.messages] == [["pierre@example.org"]]

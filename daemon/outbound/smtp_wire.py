@@ -69,7 +69,9 @@ async def send_prepared(client: aiosmtplib.SMTP, sender: str, recipients: Sequen
         if len(errors) == len(recipients):
             raise aiosmtplib.SMTPRecipientsRefused(errors)
         await _data(client, mail.data)
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused, ValueError):
+        # A refusal, or an address aiosmtplib will not write (ValueError) once MAIL was accepted:
+        # the envelope is reset so the connection can carry the next mail.
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
             await client.rset()
         raise
