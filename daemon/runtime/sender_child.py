@@ -3,7 +3,9 @@
 Sending (~3 ms of CPU a mail) no longer takes turns with the intake for one GIL. Guarantees:
 - It dies with its parent: the kernel SIGKILLs it when the parent dies (PR_SET_PDEATHSIG), and
   it stops when its stdin reaches end of file; a SIGKILLed daemon leaves no sender behind.
-- SIGTERM or SIGINT: the mail in flight is finished and recorded, nothing more is claimed, exit 0.
+- SIGTERM or SIGINT: the delivery pass under way is finished (as when the sender ran in the
+  daemon's own process: a message's acknowledgement and its agents' copies go out together),
+  nothing more is started, exit 0; the parent SIGKILLs it after 30 s.
 - SIGHUP re-reads the config file for the log level; everything the sender uses is wired at start.
 - Each byte read on stdin wakes it for a delivery pass; without one it looks every
   `SWEEP_SECONDS` (retries fall due without anyone writing).
@@ -59,7 +61,7 @@ def events() -> SendEvents:
                       failed=lambda permanent, count: _report(f"failed {int(permanent)} {count}"))
 
 
-async def deliver(sender: OutboxSender, was_down: bool, keep_going: asyncio.Event) -> bool:
+async def deliver(sender: OutboxSender, was_down: bool) -> bool:
     """One outbox pass; True when the database was unavailable. Logs only changes of that state.
 
     The outbox lives in the database: while it is away (a PostgreSQL restart, a SQLite lock held
@@ -69,7 +71,7 @@ async def deliver(sender: OutboxSender, was_down: bool, keep_going: asyncio.Even
     from sqlalchemy.exc import OperationalError
 
     try:
-        await sender.deliver_due(keep_going=keep_going.is_set)
+        await sender.deliver_due()
     except OperationalError as exc:
         if not was_down:
             log.warning("outbox: database unavailable (%s); mail waits, retried every %ds",
@@ -124,7 +126,7 @@ async def serve(config: Path) -> int:
                 await asyncio.wait_for(wake.wait(), SWEEP_SECONDS)
             wake.clear()
             if running.is_set():
-                down = await deliver(sender, down, running)
+                down = await deliver(sender, down)
     finally:
         listener.cancel()
         engine.dispose()

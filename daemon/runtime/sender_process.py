@@ -67,17 +67,17 @@ class SenderProcess:
             backoff = min(_MAX_BACKOFF, backoff * 2)
             if self._stopping:
                 return
-            self.restarts += 1
             await self._spawn()
+            self.restarts += 1
 
     async def _read_events(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         while line := await process.stdout.readline():
-            what, *rest = line.decode(errors="replace").split()
-            if what == "sent" and rest:
-                self.sent(rest[0])
-            elif what == "failed" and len(rest) == 2:
-                self.failed(rest[0] == "1", int(rest[1]))
+            words = line.decode(errors="replace").split()
+            if len(words) == 2 and words[0] == "sent":
+                self.sent(words[1])
+            elif len(words) == 3 and words[0] == "failed" and words[2].isdigit():
+                self.failed(words[1] == "1", int(words[2]))
 
     def wake(self) -> None:
         """A delivery pass soon; called on the event loop (call_soon_threadsafe from threads)."""
@@ -93,7 +93,7 @@ class SenderProcess:
                 process.send_signal(signum)
 
     async def stop(self) -> int | None:
-        """SIGTERM: the child finishes the mail in flight; SIGKILL if it takes over 30 s."""
+        """SIGTERM: the child finishes its delivery pass; SIGKILL if it takes over 30 s."""
         self._stopping = True
         process = self.process
         if process is None:
