@@ -76,6 +76,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# Alembic is imported where it is used: `incidencias run` needs it only for the schema check at
+# start, and the language models load before that check with ~10 MB less in the process (the
+# moment of the daemon's peak memory, bench/ANALYSIS.md).
 def _alembic_config(engine: Engine) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
