@@ -121,6 +121,11 @@ def test_duplicates_inside_one_batch_are_recognised(
     assert resent.outcome == "duplicate" and resent.ticket == first.ticket
     raws, tickets, messages, _ = _counts(sessions)
     assert (raws, tickets, messages) == (2, 1, 2)  # the customer's message and the acknowledgement
+    with sessions() as session:
+        kept = session.get_one(RawMessage, resent.raw_id)
+        linked = session.scalars(select(Message.raw_id).where(Message.direction == "in")).all()
+    assert kept.raw == same_id_other_bytes and kept.outcome == "duplicate"
+    assert linked == [first.raw_id]
 
 
 def test_a_reply_later_in_the_same_batch_joins_the_ticket_opened_earlier_in_it(

@@ -211,11 +211,15 @@ class Ingestor:
     def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
                headers: EmailMessage) -> Outcome:
         row.message_id = parsed.message_id
-        duplicate_of = session.execute(select(Message.ticket_id).where(
+        duplicate_of = session.connection().execute(select(Message.ticket_id).where(
             Message.message_id == parsed.message_id).limit(1)).first()
         if duplicate_of is not None:
             row.outcome = RawOutcome.DUPLICATE
             row.ticket_id = duplicate_of.ticket_id
+        # Stored now, so everything below (the message's history, a problem's event) has its id:
+        # the lookups above and the threading ones are Core statements, which flush nothing.
+        session.flush()
+        if duplicate_of is not None:
             log.info("ticket=%s duplicate delivery of %s ignored", duplicate_of.ticket_id,
                      parsed.message_id)
             return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
