@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=int, default=100, help="messages sent one by one")
     parser.add_argument("--scale-tickets", type=int, default=100_000)
     parser.add_argument("--backlog", type=int, default=10_000, help="messages in the RSS backlog")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="incidencias' database: a SQLite file (default) or a throwaway "
+                             "PostgreSQL server started as the tests start theirs")
     parser.add_argument("--no-peers", action="store_true", help="skip Roundup and django-helpdesk")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
@@ -64,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.scale_tickets, args.backlog = 500, 24
         args.no_peers = args.no_profile = True
     args.out.mkdir(parents=True, exist_ok=True)
+    # bench/setup.py asks tests/helpers/dbcheck.py for each database, which reads this.
+    os.environ["INCIDENCIAS_TEST_DATABASE"] = args.database
     started = time.monotonic()
     results: dict[str, Any] = {"date": date.today().isoformat(), "machine": machine(),
                                "settings": {k: str(v) for k, v in vars(args).items()}}
@@ -71,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure(args, Path(tmp), results)
     results["machine"]["load_after"] = _load()
     results["wall_seconds"] = time.monotonic() - started
-    stem = args.out / results["date"]
+    stem = args.out / (results["date"] + ("-postgresql" if args.database == "postgresql" else ""))
+    for line in report.ratio_lines(results):
+        log(line)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     args.out.joinpath(f"{results['date']}.partial.json").unlink(missing_ok=True)
     return write(args, results, stem)

@@ -7,6 +7,7 @@ aiosmtpd sink (tests/helpers/mailservers.py), because that is what a shop runs.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import os
 import random
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import mailparser
 from helpers.mailservers import Dovecot, SmtpSink
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, select, text
 
 from bench import setup
 from bench.setup import REPO, write_config
@@ -281,8 +282,21 @@ def scale(directory: Path, tickets: int, sweeps: int = 5, lists: int = 3) -> Sca
         subprocess.run([sys.executable, "-m", "daemon", "-c", str(config), "tickets", "list"],
                        check=True, stdout=subprocess.DEVNULL, env=env)
         list_seconds.append(time.perf_counter() - start)
-    size = sum(p.stat().st_size for p in directory.glob("incidencias.db*"))
-    return ScaleResult(tickets, sweep_ms, sent, list_seconds, size / 1e6)
+    return ScaleResult(tickets, sweep_ms, sent, list_seconds, _database_mb(settings.config.database.url))
+
+
+def _database_mb(url: str) -> float:
+    """The SQLite file (with its journal) or the PostgreSQL database, in MB."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 1e6
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            size = connection.scalar(text("SELECT pg_database_size(current_database())"))
+    finally:
+        engine.dispose()
+    return int(size or 0) / 1e6
 
 
 _RAW = (
@@ -347,10 +361,27 @@ class BacklogResult:
 
 
 def _rss_mb(pid: int, field_name: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The daemon's memory with every process it started (a sender, a helper): VmRSS now, or with
+    "VmHWM" the sum of each process's peak — an upper bound, as the peaks need not coincide."""
+    total = 0.0
+    for process in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith(field_name + ":"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc's children lists."""
+    found, waiting = [], [pid]
+    while waiting:
+        process = waiting.pop()
+        found.append(process)
+        for task in Path(f"/proc/{process}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                waiting += [int(child) for child in task.read_text().split()]
+    return found
 
 
 def backlog(servers: Servers, workload: Workload, directory: Path, expected_mail: int,

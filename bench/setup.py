@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers.dbcheck import fresh_database_url
+
 REPO = Path(__file__).resolve().parents[1]
 
 AGENTS = ("ana@example.com", "luis@example.com")
@@ -18,7 +20,8 @@ PASSWORD = "secret"
 
 def write_config(directory: Path, imap_port: int = 143, smtp_port: int = 25,
                  language_detection: str = "accurate") -> Path:
-    """config.toml for loopback servers; the database lives next to it."""
+    """config.toml for loopback servers; the database is a SQLite file next to it, or a fresh
+    PostgreSQL database (migrated) when INCIDENCIAS_TEST_DATABASE=postgresql (`--database`)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "imap-password").write_text(PASSWORD + "\n")
     (directory / "smtp-password").write_text(PASSWORD + "\n")
@@ -49,7 +52,7 @@ username = "incidencias@example.com"
 password_file = "smtp-password"
 
 [database]
-url = "sqlite:///{directory / 'incidencias.db'}"
+url = "{fresh_database_url(directory)}"
 
 [agents]
 addresses = [{agents}]
@@ -60,7 +63,3 @@ secret = "bench-agent-secret"
 digest_hour = 23
 """)
     return path
-
-
-def database_path(config: Path) -> Path:
-    return config.parent / "incidencias.db"

@@ -14,11 +14,13 @@ if str(TESTS_DIR) not in sys.path:
     # Lets test modules import helpers such as mailservers and corpusdata under any import mode.
     sys.path.insert(0, str(TESTS_DIR))
 
-from helpers import figures  # noqa: E402
 from helpers.mailservers import Dovecot, Postfix, SmtpSink, find_dovecot, find_postfix  # noqa: E402
 from helpers.pgserver import PostgresServer, driver_installed, find_postgres, shared_server  # noqa: E402
 
 _LOG_START = pytest.StashKey[int]()
+
+# The fault suite's figures, added up over every worker process and printed at the end.
+pytest_plugins = ("helpers.figures_report",)
 
 
 def _in_ci() -> bool:
@@ -117,12 +119,3 @@ def pytest_runtest_makereport(
     if report.failed and start is not None and isinstance(server, Dovecot):
         report.sections.append(("dovecot.log during test", server.log_text()[start:]))
     return report
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the fault suite measured (tests/helpers/figures.py), when any of it ran."""
-    lines = figures.summary_lines()
-    if lines:
-        terminalreporter.section(figures.HEADING)
-        for line in lines:
-            terminalreporter.write_line(line)

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 from helpers.language_samples import SAMPLES
 
-from daemon.mail.language import detect_language, language_from_header
+from daemon.mail import language
+from daemon.mail.language import detect_language, language_from_header, load_models
 
 SHOP = ("es", "fr", "en")
 NO_ANSWER = "und"  # a default no sample has, so an uncertain detection counts as a miss
@@ -72,6 +73,23 @@ def test_clear_text_wins_over_a_contradicting_header() -> None:
 
 def test_a_single_shop_language_needs_no_detector() -> None:
     assert detect_language("Where is my order?", ("es",), None, "es") == "es"
+
+
+def test_models_loaded_at_start_are_the_ones_detection_uses() -> None:
+    """`incidencias run` loads them before building the daemon; detection must not load a
+    second set (the daemon's peak memory is the moment models load)."""
+    language._detector.cache_clear()
+    load_models(("fr-FR", "ES", "en"))
+    assert language._detector.cache_info().currsize == 1
+    text = "Bonjour, ma commande n'est toujours pas arrivée, ça fait deux semaines."
+    assert detect_language(text, ("es", "fr", "en"), None, "es") == "fr"
+    assert language._detector.cache_info().misses == 1
+
+
+def test_a_single_language_loads_no_models() -> None:
+    language._detector.cache_clear()
+    load_models(("es",))
+    assert language._detector.cache_info().currsize == 0
 
 
 def test_allowed_codes_are_normalised() -> None:

@@ -31,9 +31,17 @@ def register(commands: Commands) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.mail.allocator import limit_arenas
-    from daemon.runtime import service
+    from daemon.mail.language import load_models
 
     limit_arenas()
+    if not args.once:
+        # Before the runtime is imported and built: the daemon's peak memory is the moment the
+        # models load, and the first customer does not wait for them.
+        for box in settings.each_mailbox():
+            shop = box.config.shop
+            load_models(shop.languages, low_memory=shop.language_detection == "light")
+    from daemon.runtime import service
+
     if args.once:
         return asyncio.run(service.run_once(settings))
     return asyncio.run(service.run_forever(settings))

@@ -2,7 +2,9 @@
 
 Issue 6 asks the suite to show what it proved (messages tried, crashes, losses, duplicates, forged
 commands accepted), not only pass or fail. Tests call `record` — before asserting, so a failing run
-still shows the bad number — and tests/conftest.py prints everything in pytest's terminal summary.
+still shows the bad number — and helpers/figures_report.py prints everything in pytest's terminal
+summary, adding up what several worker processes measured (`drain` in a worker, `record` again in
+the controlling process).
 """
 
 from __future__ import annotations
@@ -24,17 +26,27 @@ REQUIRED = (
 
 _lock = threading.Lock()
 _figures: dict[str, object] = {}
+_since_drain: list[tuple[str, object]] = []
 
 
 def record(name: str, value: object) -> None:
     """Record a figure. Whole numbers under one name add up (several tests try messages or count
     crashes); any other value replaces the previous one."""
     with _lock:
+        _since_drain.append((name, value))
         previous = _figures.get(name)
         if _is_count(value) and _is_count(previous):
             _figures[name] = previous + value
         else:
             _figures[name] = value
+
+
+def drain() -> list[tuple[str, object]]:
+    """Every `record` call since the last drain, in order: what one test measured."""
+    with _lock:
+        calls = list(_since_drain)
+        _since_drain.clear()
+    return calls
 
 
 def recorded() -> dict[str, object]:
