@@ -29,6 +29,7 @@ from bench import setup
 from bench.setup import REPO, write_config
 from bench.workload import Workload, generate, threading_correctness
 from daemon.config import load_settings
+from daemon.inbound.intake import transactions
 from daemon.runtime.service import Components, build
 from daemon.storage.models import Direction, Message, RawMessage, Ticket
 from daemon.tickets.router import Source
@@ -51,15 +52,24 @@ class PipelineRun:
 
 
 def pipeline(workload: Workload, directory: Path) -> PipelineRun:
-    """parse → classify → thread → apply → compose → outbox for every message, on a fresh SQLite file."""
-    parts = build(load_settings(write_config(directory)))
+    """parse → classify → thread → apply → compose → outbox for every message, on a fresh SQLite file.
+
+    In transactions as the daemon's intake makes them from a backlog: `[imap] fetch_batch`
+    messages (bounded by the intake's TRANSACTION_BYTES) per `Ingestor.ingest_many`.
+    """
+    settings = load_settings(write_config(directory))
+    parts = build(settings)
     queued = 0
     outcomes: dict[str, int] = {}
+    numbered = list(enumerate(workload.raws, 1))
+    size = settings.config.imap.fetch_batch
     start = time.perf_counter()
-    for uid, raw in enumerate(workload.raws, 1):
-        outcome = parts.ingestor.ingest(raw, Source("INBOX", 1, uid))
-        queued += outcome.queued
-        outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
+    for first in range(0, len(numbered), size):
+        for group in transactions(numbered[first:first + size]):
+            for outcome in parts.ingestor.ingest_many(
+                    [(raw, Source("INBOX", 1, uid)) for uid, raw in group]):
+                queued += outcome.queued
+                outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
     seconds = time.perf_counter() - start
     with parts.sessions() as session:
         rows = session.execute(select(Message.message_id, Message.ticket_id)

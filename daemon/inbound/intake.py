@@ -1,15 +1,18 @@
-"""Work through the incoming folder: fetch in batches, ingest each message, then move it.
+"""Work through the incoming folder: fetch in batches, ingest them, then move them.
 
-The mailbox is told a message was handled (moved) only after its raw bytes and effects are
-committed. A restart after a crash finds handled-but-not-moved messages by UIDVALIDITY/UID or by
-their bytes, and only moves them.
+What a fetch brings is ingested in one transaction (bounded by TRANSACTION_BYTES), so a backlog
+pays one commit per batch; a single new message is a batch of one, committed at once. The mailbox
+is told a message was handled (moved) only after its raw bytes and effects are committed; a crash
+before that commit leaves the whole batch in the folder, to be handled again. A restart after a
+crash finds handled-but-not-moved messages by UIDVALIDITY/UID or by their bytes, and only moves
+them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +32,9 @@ CONNECTION_ERRORS = (IMAPClientError, OSError, ConnectionError, TimeoutError)
 # Worth retrying rather than dying: the server or the database is briefly unreachable.
 TRANSIENT_ERRORS = (*CONNECTION_ERRORS, OperationalError)
 _MAX_BACKOFF = 60.0
+# What one transaction holds at most, besides the fetch batch's count: the raw bytes and what is
+# parsed from them stay in memory until the commit, and SQLite's writer lock is held meanwhile.
+TRANSACTION_BYTES = 8_000_000
 
 
 @dataclass
@@ -38,6 +44,20 @@ class CycleReport:
     new_tickets: int = 0
     quarantined: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def transactions(messages: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+    """The fetched messages in order, cut into groups of at most TRANSACTION_BYTES (or one)."""
+    group: list[tuple[int, bytes]] = []
+    size = 0
+    for uid, raw in messages:
+        if group and size + len(raw) > TRANSACTION_BYTES:
+            yield group
+            group, size = [], 0
+        group.append((uid, raw))
+        size += len(raw)
+    if group:
+        yield group
 
 
 class Intake:
@@ -75,25 +95,25 @@ class Intake:
     def _handle_batch(self, uids: list[int], report: CycleReport) -> None:
         known = self._known_outcomes(uids)
         fetched = self.inbox.fetch(u for u in uids if u not in known)
-        moves: dict[str, list[int]] = {}
-        for uid in uids:
+        outcomes = dict(known)
+        for group in transactions([(uid, fetched[uid]) for uid in uids if uid in fetched]):
             if self.stop.is_set():
                 break
-            if uid in known:
-                outcome = known[uid]
-            elif uid in fetched:
-                result = self.ingestor.ingest(
-                    fetched[uid], Source(self.state_key, self.inbox.uidvalidity, uid))
-                outcome = result.outcome
+            results = self.ingestor.ingest_many(
+                [(raw, Source(self.state_key, self.inbox.uidvalidity, uid)) for uid, raw in group])
+            # Committed: only now is each message counted, announced and allowed to leave the inbox.
+            for (uid, _), result in zip(group, results, strict=True):
+                outcomes[uid] = result.outcome
                 report.handled += 1
                 report.new_tickets += result.new_ticket
-                report.quarantined += outcome == RawOutcome.QUARANTINED
-                report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
-                self.on_handled(outcome)
-                self.on_committed()
-            else:
-                continue
-            moves.setdefault(self._folder_for(outcome), []).append(uid)
+                report.quarantined += result.outcome == RawOutcome.QUARANTINED
+                report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+                self.on_handled(result.outcome)
+            self.on_committed()
+        moves: dict[str, list[int]] = {}
+        for uid in uids:
+            if uid in outcomes:
+                moves.setdefault(self._folder_for(outcomes[uid]), []).append(uid)
         for folder, folder_uids in moves.items():
             self.inbox.move(folder_uids, folder)
             report.moved += len(folder_uids)

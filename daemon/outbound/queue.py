@@ -229,8 +229,11 @@ class Mailer:
         """The ticket summary agents see: status, age, language, last contact, message count,
         order numbers — with what the shop says of each when `with_orders` (notifications)."""
         zone = ZoneInfo(self.config.shop.timezone)
-        count = session.scalar(select(func.count()).select_from(Message)
-                               .where(Message.ticket_id == ticket.id)) or 0
+        # Counted without flushing: what is stored plus what this transaction is about to add.
+        stored = session.connection().execute(select(func.count()).select_from(Message)
+                                              .where(Message.ticket_id == ticket.id)).scalar()
+        count = (stored or 0) + sum(1 for pending in session.new
+                                    if isinstance(pending, Message) and pending.ticket_id == ticket.id)
         return {
             "number": ticket.id, "subject": ticket.subject, "customer_name": ticket.customer_name,
             "status": ticket.status, "language": ticket.language,
@@ -295,10 +298,11 @@ class Mailer:
             window, most = lookback(ladder)
             if not most:
                 continue
-            sent = session.scalars(
+            # Core on the connection: outbox rows are never pending objects, nothing to flush.
+            sent = session.connection().execute(
                 select(OutboxItem.created_at)
                 .where(OutboxItem.automatic.is_(True), where, OutboxItem.created_at > now - window)
-                .order_by(OutboxItem.created_at.desc()).limit(most)).all()
+                .order_by(OutboxItem.created_at.desc()).limit(most)).scalars().all()
             rate = exceeded(ladder, sent, now)
             if rate is not None:
                 return "rate-limited", f"rate limit {rate} for {scope} reached"
@@ -306,9 +310,11 @@ class Mailer:
 
     def _enqueue(self, session: Session, ticket: Ticket | None, outgoing: Sequence[Outgoing],
                  now: datetime, automatic: bool = False) -> None:
-        """One bulk INSERT for all copies: the rows are never read back in this transaction, so
-        they need no ORM objects (one per row cost more than composing the mail)."""
-        session.execute(insert(OutboxItem), [
+        """One bulk INSERT for all copies, a Core statement on the session's connection: the rows
+        are never read back as objects in this transaction, so they need no ORM (one object per row
+        cost more than composing the mail), and nothing pending has to be flushed first (the
+        ticket they name is already stored: a new one is flushed when it is opened)."""
+        session.connection().execute(insert(OutboxItem), [
             {"ticket_id": ticket.id if ticket is not None else None, "kind": mail.kind,
              "message_id": mail.message_id, "mail_from": mail.mail_from,
              "recipients": "\n".join(mail.recipients), "raw": mail.raw, "created_at": now,

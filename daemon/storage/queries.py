@@ -1,4 +1,9 @@
-"""Database queries the pipeline needs, kept apart from the decisions that use them."""
+"""Database queries the pipeline needs, kept apart from the decisions that use them.
+
+The lookups run as Core statements on the session's connection, in its transaction: they read
+columns, never objects, so the ORM's per-statement work (and an autoflush) would buy nothing.
+They see what the session has flushed; the pipeline flushes each message before the next.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class TicketStore:
         self.mailbox = mailbox
 
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
-        rows = self.session.execute(
+        rows = self.session.connection().execute(
             select(Message.message_id, Message.ticket_id)
             .join(Ticket, Ticket.id == Message.ticket_id)
             .where(Message.message_id.in_(message_ids), Ticket.mailbox == self.mailbox,
@@ -28,28 +33,32 @@ class TicketStore:
         return next((by_id[mid] for mid in message_ids if mid in by_id), None)
 
     def participants(self, ticket: int) -> frozenset[str] | None:
-        found = self.session.get(Ticket, ticket)
-        if found is None or found.mailbox != self.mailbox:
+        """None when this mailbox has no such ticket; one round trip either way."""
+        rows = self.session.connection().execute(
+            select(Ticket.id, Participant.email)
+            .outerjoin(Participant, Participant.ticket_id == Ticket.id)
+            .where(Ticket.id == ticket, Ticket.mailbox == self.mailbox)).all()
+        if not rows:
             return None
-        emails = self.session.scalars(select(Participant.email).where(Participant.ticket_id == ticket))
-        return frozenset(emails)
+        return frozenset(email for _, email in rows if email is not None)
 
     def open_ticket_for(self, sender: str, key: str) -> int | None:
-        return self.session.scalar(
+        return self.session.connection().execute(
             select(Ticket.id)
             .where(Ticket.customer_email == sender, Ticket.subject_key == key,
                    Ticket.status != TicketStatus.CLOSED, Ticket.mailbox == self.mailbox)
             .order_by(Ticket.id.desc())
             .limit(1)
-        )
+        ).scalar()
 
     def message_exists(self, message_id: str) -> bool:
-        found = self.session.scalar(select(Message.id).where(Message.message_id == message_id))
-        return found is not None
+        found = self.session.connection().execute(
+            select(Message.id).where(Message.message_id == message_id).limit(1))
+        return found.first() is not None
 
     def raw_by_sha(self, sha256: str) -> tuple[int, str, int | None] | None:
         """The id, outcome and ticket of the raw row with these bytes; the bytes stay unread."""
-        row = self.session.execute(
+        row = self.session.connection().execute(
             select(RawMessage.id, RawMessage.outcome, RawMessage.ticket_id)
             .where(RawMessage.sha256 == sha256)).first()
         return None if row is None else (row.id, row.outcome, row.ticket_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message as EmailMessage
@@ -109,15 +109,32 @@ class Ingestor:
 
         Once it is committed, a closing it started that waits for the shop's coupon is tried at
         once (the sweep retries it otherwise)."""
-        outcome = self._ingest(raw, source)
-        if outcome.ticket is not None and not outcome.already_handled:
-            self.lifecycle.settle_closings([outcome.ticket])
+        [outcome] = self.ingest_many([(raw, source)])
         return outcome
 
-    def _ingest(self, raw: bytes, source: Source) -> Outcome:
+    def ingest_many(self, batch: Sequence[tuple[bytes, Source]]) -> list[Outcome]:
+        """Store and process several messages in one transaction: one outcome each, in order.
+
+        Each message runs in a savepoint of its own, so a bad one is rolled back alone and stored
+        quarantined while the others are kept; database trouble (OperationalError) rolls the whole
+        batch back and is raised, leaving none of it. The commit is paid once per batch, which is
+        what makes a backlog fast; a caller tells the mailbox a message was handled only after
+        this returns. Closings waiting for the shop's coupon are tried after the commit.
+        """
+        if not batch:
+            return []
+        with self.sessions.begin() as session:
+            _write_transaction(session)
+            outcomes = [self._ingest_one(session, raw, source) for raw, source in batch]
+        settle = [o.ticket for o in outcomes if o.ticket is not None and not o.already_handled]
+        if settle:
+            self.lifecycle.settle_closings(list(dict.fromkeys(settle)))
+        return outcomes
+
+    def _ingest_one(self, session: Session, raw: bytes, source: Source) -> Outcome:
         sha = hashlib.sha256(raw).hexdigest()
         try:
-            with self.sessions.begin() as session:
+            with session.begin_nested():
                 known = _already_handled(session, sha)
                 if known is not None:
                     return known
@@ -129,24 +146,24 @@ class Ingestor:
         except OperationalError:
             raise
         except IntegrityError:
-            with self.sessions.begin() as session:
-                known = _already_handled(session, sha)
+            known = _already_handled(session, sha)
             if known is not None:
                 return known
-            return self._quarantine(raw, sha, source, "database integrity error while storing")
+            return self._quarantine(session, raw, sha, source,
+                                    "database integrity error while storing")
         except Exception as exc:
             log.warning("quarantined message sha256=%s: %s: %s", sha[:12], type(exc).__name__, exc)
-            return self._quarantine(raw, sha, source, f"{type(exc).__name__}: {exc}")
+            return self._quarantine(session, raw, sha, source, f"{type(exc).__name__}: {exc}")
 
-    def _quarantine(self, raw: bytes, sha: str, source: Source, error: str) -> Outcome:
-        with self.sessions.begin() as session:
-            row = RawMessage(sha256=sha, size=len(raw), raw=raw, folder=source.folder,
-                             uidvalidity=source.uidvalidity, uid=source.uid,
-                             outcome=RawOutcome.QUARANTINED, error=error[:2000],
-                             received_at=self.clock())
-            session.add(row)
-            session.flush()
-            return Outcome(RawOutcome.QUARANTINED, None, row.id, error=error)
+    def _quarantine(self, session: Session, raw: bytes, sha: str, source: Source,
+                    error: str) -> Outcome:
+        row = RawMessage(sha256=sha, size=len(raw), raw=raw, folder=source.folder,
+                         uidvalidity=source.uidvalidity, uid=source.uid,
+                         outcome=RawOutcome.QUARANTINED, error=error[:2000],
+                         received_at=self.clock())
+        session.add(row)
+        session.flush()
+        return Outcome(RawOutcome.QUARANTINED, None, row.id, error=error)
 
     def replay(self, raw_id: int) -> Outcome:
         """Process a quarantined message's stored bytes again, e.g. once the ticket it answers exists.
@@ -194,11 +211,15 @@ class Ingestor:
     def _route(self, session: Session, row: RawMessage, parsed: ParsedMessage,
                headers: EmailMessage) -> Outcome:
         row.message_id = parsed.message_id
-        duplicate_of = session.execute(select(Message.ticket_id).where(
+        duplicate_of = session.connection().execute(select(Message.ticket_id).where(
             Message.message_id == parsed.message_id).limit(1)).first()
         if duplicate_of is not None:
             row.outcome = RawOutcome.DUPLICATE
             row.ticket_id = duplicate_of.ticket_id
+        # Stored now, so everything below (the message's history, a problem's event) has its id:
+        # the lookups above and the threading ones are Core statements, which flush nothing.
+        session.flush()
+        if duplicate_of is not None:
             log.info("ticket=%s duplicate delivery of %s ignored", duplicate_of.ticket_id,
                      parsed.message_id)
             return Outcome(RawOutcome.DUPLICATE, duplicate_of.ticket_id, row.id)
@@ -422,6 +443,19 @@ class Ingestor:
         """Whoever the customer copied, minus the shop and its agents: they may use the ticket tag."""
         own = {arrival.config.shop.address, *self.mailer.all_agents()}
         return {a.email for a in (*arrival.parsed.to, *arrival.parsed.cc)} - own
+
+
+def _write_transaction(session: Session) -> None:
+    """Open the transaction as a writer now, so each message's savepoint nests inside it.
+
+    pysqlite begins a transaction only before its first INSERT/UPDATE/DELETE, and a SAVEPOINT
+    outside one would itself become the transaction (its RELEASE would commit). BEGIN IMMEDIATE
+    also takes SQLite's write lock at once, waiting for it with the busy timeout, instead of
+    failing later when a read snapshot cannot become a write. PostgreSQL needs nothing.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _already_handled(session: Session, sha: str) -> Outcome | None:
