@@ -30,17 +30,21 @@ def _kinds(sink: SmtpSink) -> list[str]:
 
 def test_updates_keep_the_interval_restart_on_agent_replies_pause_on_wait_and_catch_up_once(
         tmp_path: Path, imap: Dovecot, smtp_sink: SmtpSink) -> None:
-    every = 6.0
+    every = 10.0
     config = write_config(tmp_path, imap, smtp_sink, updates_every=f"{every:g}s",
                           updates=ALWAYS_OPEN)
     imap.append(SHOP_USER, customer_email("Paquete perdido", "No me ha llegado el paquete."))
+    started = time.monotonic()  # the acknowledgement's time, as the daemon records it, is later
     run_once(config)
     acknowledged = time.monotonic()
     [number] = [t["id"] for t in tickets(config)]
     assert _kinds(smtp_sink) == ["auto-replied"]
 
     run_once(config)
-    assert len(to_customers(smtp_sink)) == 1, "an update came sooner than the interval"
+    # Each run is a new process; on a loaded machine one can take seconds. The interval can only
+    # be proved unelapsed for a run that ended before it could have elapsed.
+    if time.monotonic() < started + every:
+        assert len(to_customers(smtp_sink)) == 1, "an update came sooner than the interval"
 
     time.sleep(max(0.0, acknowledged + every + 0.3 - time.monotonic()))
     run_once(config)
@@ -48,17 +52,22 @@ def test_updates_keep_the_interval_restart_on_agent_replies_pause_on_wait_and_ca
 
     time.sleep(2.5 * every)  # the daemon is "stopped" across two due times
     run_once(config)
+    updated = time.monotonic()
     assert _kinds(smtp_sink).count("auto-generated") == 2, "overdue work must be sent once"
 
+    # Halfway to the next update an agent answers; when that update would have been due, none
+    # is, since the answer restarted the clock.
+    time.sleep(every / 2)
     notification = to_agent(smtp_sink, "agent1@example.com")[0]
     imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com",
                                   "Hemos abierto una reclamación con la agencia."))
+    started = time.monotonic()
     run_once(config)
-    replied = time.monotonic()
     assert _kinds(smtp_sink)[-1] == "human"
-    time.sleep(max(0.0, replied + every / 2 - time.monotonic()))
+    time.sleep(max(0.0, updated + every + 0.3 - time.monotonic()))
     run_once(config)
-    assert _kinds(smtp_sink).count("auto-generated") == 2, "an agent reply restarts the clock"
+    if time.monotonic() < started + every:
+        assert _kinds(smtp_sink).count("auto-generated") == 2, "an agent reply restarts the clock"
 
     imap.append(SHOP_USER, agent_reply(notification, "agent1@example.com", "#wait 1d"))
     run_once(config)
