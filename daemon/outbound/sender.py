@@ -175,10 +175,12 @@ class OutboxSender:
                 .where(OutboxItem.status == OutboxStatus.PENDING)
             ) or 0
 
-    async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False) -> DeliveryReport:
+    async def deliver_due(self, limit: int = 200, ignore_schedule: bool = False,
+                          keep_going: Callable[[], bool] = lambda: True) -> DeliveryReport:
         """Send everything due over one connection, in id order, each row tried once per call
         (a row deferred on the way is not retried in a loop even when the schedule is ignored);
-        stops at the first connection-level failure, deferring up to `limit` rows due."""
+        stops at the first connection-level failure, deferring up to `limit` rows due, and
+        after the mail in flight once `keep_going` says so (a stop was asked for)."""
         report = DeliveryReport()
         claimed = await asyncio.to_thread(self._claim, 0, ignore_schedule)
         if claimed is None:
@@ -196,7 +198,8 @@ class OutboxSender:
                 if broken is not None:
                     await self._defer_all(limit, ignore_schedule, item.id, broken, report)
                     return report
-                claimed = await asyncio.to_thread(self._claim, item.id, ignore_schedule)
+                claimed = (await asyncio.to_thread(self._claim, item.id, ignore_schedule)
+                           if keep_going() else None)
         finally:
             try:
                 await client.quit()

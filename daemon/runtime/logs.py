@@ -16,7 +16,6 @@ _NOISY = ("mailparser", "apscheduler", "imapclient", "aiosmtplib", "alembic")
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
                     logging.CRITICAL: 2}
 _level_given_on_command_line = False
-_options: tuple[str | None, str] = (None, "text")
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,9 +53,8 @@ def stderr_is_journal(environ: Mapping[str, str] = os.environ) -> bool:
 
 def setup(level: str | None = "info", fmt: str = "text") -> None:
     """Log to stderr; `level` None means not given on the command line, so the config may set it."""
-    global _level_given_on_command_line, _options
+    global _level_given_on_command_line
     _level_given_on_command_line = level is not None
-    _options = (level, fmt)
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -67,11 +65,6 @@ def setup(level: str | None = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     set_level(level or "info")
-
-
-def options() -> tuple[str | None, str]:
-    """The level (None: not given) and format `setup` was called with, for a child process."""
-    return _options
 
 
 def set_level(level: str) -> None:

@@ -1,16 +1,13 @@
-"""The daemon: IMAP intake in a worker thread, the scheduler on asyncio, the outbox sender in a
-child process (sender_process.py) so sending and ingesting do not take turns on one GIL.
+"""The daemon: IMAP intake in a worker thread, the outbox sender and the scheduler on asyncio.
 
 imapclient is synchronous, so the mailbox loop runs in its own thread and wakes the sender
-through a pipe after each commit. SIGTERM/SIGINT set one stop flag: the intake finishes the
-message in hand, the sender the message in flight, and the process exits 0. `run --once` sends
-in-process.
+through the event loop after each commit. SIGTERM/SIGINT set one stop flag: the intake finishes
+the message in hand, the sender the message in flight, and the process exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -21,6 +18,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from daemon.config import LiveConfig, Settings
@@ -32,16 +30,9 @@ from daemon.outbound.queue import Mailer
 from daemon.outbound.rendering import Renderer
 from daemon.outbound.sender import OutboxSender, SendEvents, probe
 from daemon.runtime import logs, metrics, retention
-from daemon.runtime.metrics import (
-    DatabaseCollector,
-    MetricsServer,
-    email_sent,
-    observe_scheduler,
-    send_failed,
-)
+from daemon.runtime.metrics import DatabaseCollector, MetricsServer, observe_scheduler
 from daemon.runtime.reload import Reloader
 from daemon.runtime.sd_notify import Notifier, watchdog_interval
-from daemon.runtime.sender_process import SenderProcess
 from daemon.runtime.supervision import Supervision
 from daemon.shop.lookup import OrderLookup
 from daemon.shop.model import Platform
@@ -55,6 +46,7 @@ from daemon.tickets.router import Ingestor
 
 log = logging.getLogger("daemon.service")
 
+_OUTBOX_SWEEP_SECONDS = 15
 _STATUS_EVERY_SECONDS = 10
 # How often a standby instance tries to take a mailbox, and a holder checks it still has it.
 _CLAIM_EVERY_SECONDS = 10
@@ -211,7 +203,7 @@ async def run_forever(settings: Settings) -> int:
     logs.apply_config_level(settings.config.logging.level)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    sender = SenderProcess(settings.path, *logs.options(), email_sent, send_failed)
+    wake = asyncio.Event()
     reloaders = [Reloader(box, p.live, [p.mailer, p])
                  for box, p in zip(settings.each_mailbox(), boxes, strict=True)]
     reloading = asyncio.Lock()
@@ -222,6 +214,7 @@ async def run_forever(settings: Settings) -> int:
         supervision.announce_stopping()
         workers.interrupt()
         stopping.set()
+        wake.set()
 
     async def reload() -> None:
         async with reloading:
@@ -231,7 +224,6 @@ async def run_forever(settings: Settings) -> int:
 
     def request_reload() -> None:
         log.info("received SIGHUP, reloading %s", settings.path)
-        sender.signal(signal.SIGHUP)
         task = asyncio.ensure_future(reload())
         background.add(task)
         task.add_done_callback(background.discard)
@@ -242,7 +234,7 @@ async def run_forever(settings: Settings) -> int:
 
     workers = MailboxWorkers([
         MailboxWorker(make_lock(parts.engine, box.config.mailbox),
-                      _intake_for(box, p, on_committed=lambda: loop.call_soon_threadsafe(sender.wake)),
+                      _intake_for(box, p, on_committed=lambda: loop.call_soon_threadsafe(wake.set)),
                       p.lifecycle)
         for box, p in zip(settings.each_mailbox(), boxes, strict=True)])
     supervision = Supervision(Notifier.from_environment(), parts.sessions, workers,
@@ -262,9 +254,16 @@ async def run_forever(settings: Settings) -> int:
         metrics = MetricsServer(settings.config.metrics.address,
                                 DatabaseCollector(parts.sessions, lambda: workers.last_success_at))
         metrics.start()
+    async def outbox_sweep() -> None:
+        """A coroutine so APScheduler runs it on the loop: asyncio.Event is not thread-safe."""
+        wake.set()
+
+    scheduler.add_job(outbox_sweep, "interval", seconds=_OUTBOX_SWEEP_SECONDS, id="outbox-sweep",
+                      coalesce=True, max_instances=1)
+
     async def lifecycle_sweep() -> None:
         if await workers.sweep():
-            sender.wake()
+            wake.set()
 
     scheduler.add_job(lifecycle_sweep, "interval",
                       seconds=settings.config.updates.sweep_every.total_seconds(),
@@ -278,24 +277,25 @@ async def run_forever(settings: Settings) -> int:
                       next_run_time=datetime.now(UTC))
     scheduler.add_job(workers.claim, "interval", seconds=_CLAIM_EVERY_SECONDS, id="mailbox-claim",
                       coalesce=True, max_instances=1)
-    await sender.start()
     await workers.claim()
     scheduler.start()
     ready = asyncio.ensure_future(supervision.announce_ready(stopping))
     log.info("incidencias running for %s",
              ", ".join(box.config.shop.address for box in settings.each_mailbox()))
+    database_down = False
     try:
         while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 1.0)
+            await wake.wait()
+            wake.clear()
+            if stopping.is_set():
+                break
+            database_down = await _deliver(parts.sender, database_down)
             workers.check()
     finally:
         if not supervision.stopping:
             supervision.announce_stopping()
         ready.cancel()
         scheduler.shutdown(wait=False)
-        workers.interrupt()
-        await sender.stop()
         await workers.close()
         if metrics:
             metrics.stop()
@@ -303,3 +303,21 @@ async def run_forever(settings: Settings) -> int:
     log.info("stopped cleanly")
     return 0
 
+
+async def _deliver(sender: OutboxSender, was_down: bool) -> bool:
+    """One outbox pass; True when the database was unavailable. Logs only changes of that state.
+
+    The outbox lives in the database: while it is away (a PostgreSQL restart, a SQLite lock held
+    past the busy timeout) the mail waits there and the next wake or sweep tries again, rather
+    than the whole daemon dying.
+    """
+    try:
+        await sender.deliver_due()
+    except OperationalError as exc:
+        if not was_down:
+            log.warning("outbox: database unavailable (%s); mail waits, retried every %ds",
+                        str(exc.orig or exc).strip().splitlines()[0], _OUTBOX_SWEEP_SECONDS)
+        return True
+    if was_down:
+        log.info("outbox: database available again")
+    return False

@@ -1,8 +1,4 @@
-"""Database engine, sessions and schema migrations (Alembic), for SQLite and PostgreSQL alike.
-
-Alembic is imported by the migration functions only: the sender process opens an engine and
-never migrates.
-"""
+"""Database engine, sessions and schema migrations (Alembic), for SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
