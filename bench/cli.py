@@ -238,7 +238,7 @@ def profile(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                            str(args.seed), str(tmp / "profiled")], capture_output=True, text=True, env=env)
     if done.returncode != 0 or not raw.exists():
         return {"error": f"py-spy exited {done.returncode}: {done.stderr[-1000:]}"}
-    return report.aggregate_profile(raw.read_text(), within="Ingestor.ingest")
+    return report.aggregate_profile(raw.read_text(), within="Ingestor.ingest_many")
 
 
 if __name__ == "__main__":

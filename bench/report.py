@@ -254,7 +254,7 @@ def _profile_section(profile: dict[str, Any] | None) -> list[str]:
     if "error" in profile:
         return ["## Where the pipeline's time goes", "", f"Not profiled: {profile['error']}", ""]
     out = ["## Where the pipeline's time goes", "",
-           f"py-spy, {profile['samples']:,} samples inside `Ingestor.ingest` (share of its time; "
+           f"py-spy, {profile['samples']:,} samples inside `Ingestor.ingest_many` (share of its time; "
            "steps overlap where one calls another):", "",
            "| step | share |", "| --- | --- |"]
     out += [f"| {name} | {pct:.0f} % |" for name, pct in profile["steps"]]
