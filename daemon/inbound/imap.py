@@ -20,6 +20,7 @@ from daemon.config import ImapConfig
 log = logging.getLogger("daemon.imap_inbox")
 
 _IDLE_RENEW_SECONDS = 25 * 60
+_IDLE_CHECK_SECONDS = 0.5
 
 
 class ImapInbox:
@@ -108,9 +109,16 @@ class ImapInbox:
         try:
             deadline = time.monotonic() + _IDLE_RENEW_SECONDS
             while not stop.is_set() and time.monotonic() < deadline:
-                responses = client.idle_check(timeout=0.5)
+                asked = time.monotonic()
+                responses = client.idle_check(timeout=_IDLE_CHECK_SECONDS)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return
+                # imapclient reports the server closing the connection as no response at all, and
+                # at once (the socket is readable, at its end); a server restarted while we idle
+                # would otherwise leave the intake deaf until the IDLE renewal, 25 minutes on.
+                closed = not responses and time.monotonic() - asked < _IDLE_CHECK_SECONDS / 2
+                if closed or any(r and r[0] == b"BYE" for r in responses):
+                    raise ConnectionError("the IMAP server closed the connection during IDLE")
         finally:
             client.idle_done()
 
