@@ -13,7 +13,13 @@ from daemon.inbound.imap import ImapInbox
 from daemon.inbound.intake import CONNECTION_ERRORS
 
 
-def _waiting(inbox: ImapInbox, raised: list[BaseException]) -> threading.Thread:
+def _idling(imap: Dovecot) -> tuple[ImapInbox, threading.Thread, list[BaseException]]:
+    """The shop's inbox connected and waiting in IDLE on a thread; what the wait raised is listed."""
+    inbox = ImapInbox(ImapConfig(host="127.0.0.1", port=imap.port, security="none",
+                                 username=SHOP_USER, idle=True), imap.password)
+    inbox.connect()
+    raised: list[BaseException] = []
+
     def wait() -> None:
         try:
             inbox.wait_for_mail(threading.Event(), 60)
@@ -22,15 +28,11 @@ def _waiting(inbox: ImapInbox, raised: list[BaseException]) -> threading.Thread:
 
     thread = threading.Thread(target=wait, daemon=True)
     thread.start()
-    return thread
+    return inbox, thread, raised
 
 
 def test_a_server_stopped_during_idle_ends_the_wait_with_a_connection_error(imap: Dovecot) -> None:
-    inbox = ImapInbox(ImapConfig(host="127.0.0.1", port=imap.port, security="none",
-                                 username=SHOP_USER, idle=True), imap.password)
-    inbox.connect()
-    raised: list[BaseException] = []
-    thread = _waiting(inbox, raised)
+    inbox, thread, raised = _idling(imap)
     time.sleep(1.0)
     assert thread.is_alive(), "IDLE ended although nothing happened"
     imap.stop()
@@ -41,11 +43,7 @@ def test_a_server_stopped_during_idle_ends_the_wait_with_a_connection_error(imap
 
 
 def test_new_mail_ends_the_idle_wait_without_error(imap: Dovecot) -> None:
-    inbox = ImapInbox(ImapConfig(host="127.0.0.1", port=imap.port, security="none",
-                                 username=SHOP_USER, idle=True), imap.password)
-    inbox.connect()
-    raised: list[BaseException] = []
-    thread = _waiting(inbox, raised)
+    inbox, thread, raised = _idling(imap)
     time.sleep(0.5)
     imap.append(SHOP_USER, b"From: a@example.net\r\nSubject: hola\r\n\r\nhola\r\n")
     thread.join(5)
